@@ -1,0 +1,188 @@
+"""Trident model files: save/load of Trident snapshots and import of EG3D network pickles.
+
+A Trident snapshot is a ``torch.save`` archive of plain data only and loads with
+``torch.load(weights_only=True)``::
+
+    {"format": "trident-snapshot", "version": 1,
+     "generator": {... GeneratorConfig as a dict ...}, "G_ema": state_dict,
+     "G": state_dict | None, "discriminator": {...} | None, "D": state_dict | None,
+     "extra": {...}}     # other branches, optimizer/progress state, metadata: plain data and tensors
+
+:func:`load_snapshot` accepts both Trident files and EG3D network pickles (the latter through the restricted
+unpickler of :mod:`core.network_pickle`; no code from the file is ever executed).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ConfigError, DiscriminatorConfig, GeneratorConfig, from_dict, to_dict
+from .discriminator import DualDiscriminator
+from .network_pickle import CheckpointError, UnsafePickleError, import_network_pickle
+from .triplane import TriPlaneGenerator
+
+FORMAT_NAME = "trident-snapshot"
+FORMAT_VERSION = 1
+
+__all__ = ["Snapshot", "CheckpointError", "UnsafePickleError", "load_snapshot", "save_snapshot", "load_generator",
+           "build_generator", "build_discriminator"]
+
+# Buffers that the reference stores but Trident derives (deterministic FIR filters) or does not keep.
+_DERIVED_SUFFIXES = ("resample_filter",)
+
+
+@dataclass
+class Snapshot:
+    """Everything in a model file, as plain data."""
+
+    generator: GeneratorConfig
+    G_ema: dict[str, torch.Tensor]
+    G: dict[str, torch.Tensor] | None = None
+    discriminator: DiscriminatorConfig | None = None
+    D: dict[str, torch.Tensor] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_derived(key: str) -> bool:
+    return key.rsplit(".", 1)[-1] in _DERIVED_SUFFIXES
+
+
+def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Copy tensors by name; every tensor the module needs must be present with the right shape."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state and k != "dataset_label_std"]
+    unexpected = [k for k in state if k not in own and not _is_derived(k)]
+    if missing:
+        raise CheckpointError(f"{what}: {len(missing)} tensor(s) missing from the file, e.g. {missing[0]}")
+    if unexpected:
+        raise CheckpointError(f"{what}: {len(unexpected)} unexpected tensor(s) in the file, e.g. {unexpected[0]}")
+    for k, v in own.items():
+        if k not in state:
+            continue
+        src = state[k]
+        if not isinstance(src, torch.Tensor):
+            raise CheckpointError(f"{what}: {k} is not a tensor")
+        if src.shape != v.shape and src.numel() == v.numel() and src.squeeze().shape == v.squeeze().shape:
+            src = src.reshape(v.shape)  # e.g. Mimic3D's [1, C, 4, 4] const vs EG3D's [C, 4, 4]
+        if src.shape != v.shape:
+            raise CheckpointError(f"{what}: {k} has shape {tuple(src.shape)} in the file, model expects {tuple(v.shape)}")
+        with torch.no_grad():
+            v.copy_(src.to(v.dtype))
+
+
+def build_generator(cfg: GeneratorConfig, state: dict[str, torch.Tensor] | None = None,
+                    device: str | torch.device = "cpu") -> TriPlaneGenerator:
+    G = TriPlaneGenerator(cfg)
+    if state is not None:
+        load_state_strict(G, state, "G")
+    return G.eval().requires_grad_(False).to(device)
+
+
+def build_discriminator(cfg: DiscriminatorConfig, state: dict[str, torch.Tensor] | None = None,
+                        device: str | torch.device = "cpu") -> DualDiscriminator:
+    D = DualDiscriminator(cfg)
+    if state is not None:
+        load_state_strict(D, state, "D")
+    return D.eval().requires_grad_(False).to(device)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# saving
+
+
+def _plain_state(sd: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
+    if sd is None:
+        return None
+    return {k: v.detach().to("cpu").clone() for k, v in sd.items()}
+
+
+def save_snapshot(path: str | os.PathLike, snap: Snapshot) -> None:
+    """Write a Trident snapshot atomically (temp file + rename): a crash never leaves a half-written file."""
+    payload = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "generator": to_dict(snap.generator),
+        "G_ema": _plain_state(snap.G_ema),
+        "G": _plain_state(snap.G),
+        "discriminator": to_dict(snap.discriminator) if snap.discriminator is not None else None,
+        "D": _plain_state(snap.D),
+        "extra": snap.extra,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def snapshot_from_modules(G_ema: TriPlaneGenerator, G: TriPlaneGenerator | None = None,
+                          D: DualDiscriminator | None = None, extra: dict | None = None) -> Snapshot:
+    return Snapshot(generator=G_ema.cfg, G_ema=G_ema.state_dict(), G=G.state_dict() if G is not None else None,
+                    discriminator=D.cfg if D is not None else None, D=D.state_dict() if D is not None else None,
+                    extra=dict(extra or {}))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# loading
+
+
+def _read_trident(path: Path) -> Snapshot:
+    try:
+        data = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else "unsupported content"
+        raise UnsafePickleError(f"refusing to load: {first}") from None
+    except Exception as e:  # noqa: BLE001 - corrupt archives raise many types
+        raise CheckpointError(f"damaged Trident file ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        raise CheckpointError("not a Trident snapshot (no 'format: trident-snapshot' header)")
+    if data.get("version") != FORMAT_VERSION:
+        raise CheckpointError(f"unsupported Trident snapshot version {data.get('version')!r} (this build reads {FORMAT_VERSION})")
+    try:
+        gen = from_dict(GeneratorConfig, data["generator"], "generator")
+        disc = from_dict(DiscriminatorConfig, data["discriminator"], "discriminator") if data.get("discriminator") else None
+    except (ConfigError, KeyError) as e:
+        raise CheckpointError(f"bad model config in file: {e}") from None
+    if not isinstance(data.get("G_ema"), dict):
+        raise CheckpointError("Trident snapshot has no G_ema weights")
+    return Snapshot(generator=gen, G_ema=data["G_ema"], G=data.get("G"), discriminator=disc, D=data.get("D"),
+                    extra=data.get("extra") or {})
+
+
+def load_snapshot(path: str | os.PathLike) -> Snapshot:
+    """Read a Trident snapshot or an EG3D network pickle into plain data (never executes code from the file)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no such file: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a model file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] == b"PK" or zipfile.is_zipfile(path):
+        return _read_trident(path)
+    if not head or head[:1] != b"\x80":
+        raise CheckpointError(f"{path.name} is neither a Trident snapshot nor a network pickle")
+    imported = import_network_pickle(path.read_bytes())
+    return Snapshot(generator=imported.generator, G_ema=imported.G_ema, G=imported.G,
+                    discriminator=imported.discriminator, D=imported.D, extra={"meta": imported.meta})
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> TriPlaneGenerator:
+    """The inference generator (G_ema) of a model file, in eval mode on ``device``."""
+    snap = load_snapshot(path)
+    return build_generator(snap.generator, snap.G_ema, device)

@@ -1,0 +1,56 @@
+"""Helpers shared by the ``python -m core`` commands: argument parsing, devices, image conversion."""
+from __future__ import annotations
+
+import argparse
+import re
+
+import numpy as np
+import torch
+
+
+class UsageError(ValueError):
+    """Bad command-line input; reported as one line, exit code 2."""
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-3' -> [0, 1, 2, 3]; '1,5,7-8' -> [1, 5, 7, 8]."""
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        if m:
+            a, b = int(m.group(1)), int(m.group(2))
+            if b < a:
+                raise UsageError(f"bad seed range {part!r}: end before start")
+            seeds.extend(range(a, b + 1))
+        elif re.fullmatch(r"\d+", part):
+            seeds.append(int(part))
+        else:
+            raise UsageError(f"bad seed list {text!r} (use e.g. 0-3 or 1,5,7-9)")
+    if not seeds:
+        raise UsageError("no seeds given")
+    return seeds
+
+
+def seeds_arg(text: str) -> list[int]:
+    try:
+        return parse_seeds(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a usage error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was requested but no CUDA device is available")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise UsageError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N)")
+    return torch.device(name)
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """[3, H, W] in about [-1, 1] -> [H, W, 3] uint8 (EG3D: x * 127.5 + 128, clamped)."""
+    x = (img.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    return x.permute(1, 2, 0).cpu().numpy()

@@ -1,0 +1,76 @@
+"""``python -m core samples``: images (and arrays) for seeds, following EG3D's ``gen_samples.py`` conventions.
+
+z = RandomState(seed).randn(z_dim); the mapping is conditioned on the frontal camera; the render camera is the
+look-at orbit at yaw pi/2 + Y, pitch pi/2 + P around the model's ``avg_camera_pivot`` at ``avg_camera_radius``.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ..cameras import DEFAULT_FOV_DEG, Camera
+from ..checkpoint import build_generator, load_snapshot
+from ..triplane import RenderOptions
+from .common import UsageError, resolve_device, seeds_arg, to_uint8
+
+BRANCHES = ("sr2d", "direct3d", "student")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("samples", help="render images for seeds", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--network", required=True, help="Trident .pkl or EG3D network pickle")
+    p.add_argument("--seeds", type=seeds_arg, required=True, help="e.g. 0-3 or 1,5,7-9")
+    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1)")
+    p.add_argument("--trunc-cutoff", type=int, default=14, help="number of ws to truncate (default 14)")
+    p.add_argument("--yaw", type=float, default=0.0, help="yaw offset from frontal, radians")
+    p.add_argument("--pitch", type=float, default=0.0, help="pitch offset from frontal, radians")
+    p.add_argument("--fov-deg", type=float, default=DEFAULT_FOV_DEG, help="field of view, EG3D convention")
+    p.add_argument("--branch", choices=BRANCHES, default="sr2d")
+    p.add_argument("--deterministic", action="store_true", help="deterministic depth sampling (no jitter)")
+    p.add_argument("--noise-mode", choices=("const", "random", "none"), default="const")
+    p.add_argument("--nrr", type=int, default=None, help="neural rendering resolution (default: the model's)")
+    p.add_argument("--samples", type=int, nargs=2, metavar=("COARSE", "IMPORTANCE"), default=None,
+                   help="depth samples per ray (default: the model's)")
+    p.add_argument("--save-npz", action="store_true", help="also write seedNNNN.npz with float32 arrays")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
+    p.add_argument("--outdir", required=True, type=Path)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    snap = load_snapshot(args.network)
+    if args.branch != "sr2d":
+        raise UsageError(f"branch {args.branch!r} is not in this model (it has: sr2d)")
+    G = build_generator(snap.generator, snap.G_ema, device)
+    if args.nrr is not None and args.nrr < 8:
+        raise UsageError("--nrr must be at least 8")
+    r = G.cfg.rendering
+    opts = RenderOptions(resolution=args.nrr, deterministic=args.deterministic, noise_mode=args.noise_mode,
+                         depth_resolution=args.samples[0] if args.samples else None,
+                         depth_resolution_importance=args.samples[1] if args.samples else None)
+    pivot, radius = r.avg_camera_pivot, r.avg_camera_radius
+    cond = Camera.frontal_offset(0.0, 0.0, pivot, radius, args.fov_deg, device=device).to_label()
+    cam = Camera.frontal_offset(args.yaw, args.pitch, pivot, radius, args.fov_deg, device=device).to_label()
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    for seed in tqdm(args.seeds, desc="samples", unit="img", disable=len(args.seeds) < 2):
+        z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).to(device)
+        gen = torch.Generator(device=device).manual_seed(seed)
+        with torch.no_grad():
+            ws = G.mapping(z, cond, truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff)
+            out = G.synthesis(ws, cam, opts, generator=gen)
+        Image.fromarray(to_uint8(out["image"][0])).save(args.outdir / f"seed{seed:04d}.png")
+        if args.save_npz:
+            np.savez(args.outdir / f"seed{seed:04d}.npz",
+                     image=out["image"][0].float().cpu().numpy(),
+                     image_depth=out["image_depth"][0].float().cpu().numpy(),
+                     image_raw=out["image_raw"][0].float().cpu().numpy(),
+                     ws=ws[0].float().cpu().numpy())
+    print(f"wrote {len(args.seeds)} image(s) to {args.outdir}")
+    return 0

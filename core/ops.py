@@ -1,0 +1,276 @@
+"""StyleGAN2 low-level operators in pure PyTorch (Karras et al. 2020, "Analyzing and Improving the Image
+Quality of StyleGAN", §2.2 weight demodulation; upfirdn resampling of StyleGAN2-ADA).
+
+Every operator has two implementations that compute the same function:
+
+* a *plain* path that follows the reference algorithm literally (zero insertion + 2D depthwise FIR
+  convolution, grouped "fused" modulated convolution), kept as the ground truth for tests and for the
+  benchmark's reference column;
+* a *fast* path used by default: separable FIR filters evaluated with strided slices, and modulated
+  convolutions evaluated by scaling activations before and after one shared-weight convolution
+  (mathematically identical to the fused form, and much faster on CPU).
+
+No custom CUDA/C++ extension is involved anywhere. Filters are 1D taps (all filters in these networks are
+outer products of a 1D filter); the 2D filter is ``outer(f, f)``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LRELU_SLOPE = 0.2
+LRELU_GAIN = math.sqrt(2.0)
+
+
+def setup_filter_1d(taps: list[float] | tuple[float, ...] = (1, 3, 3, 1)) -> Tensor:
+    """Normalised separable FIR filter: 1D taps whose outer product sums to 1.  # [T]"""
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    return f / f.sum()
+
+
+def filter_2d(f1d: Tensor) -> Tensor:
+    """The 2D filter ``outer(f, f)`` that the reference implementation stores as ``resample_filter``."""
+    return torch.outer(f1d, f1d)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# bias + activation
+
+
+def bias_act(x: Tensor, b: Tensor | None = None, act: str = "linear", gain: float | None = None,
+             clamp: float | None = None) -> Tensor:
+    """Add a per-channel bias (dim 1), apply 'linear' or 'lrelu' (slope 0.2), scale by gain, then clamp.
+
+    The default gain is 1 for 'linear' and sqrt(2) for 'lrelu' (StyleGAN2-ADA ``bias_act``).
+    """
+    if b is not None:
+        x = x + b.reshape([1, -1] + [1] * (x.ndim - 2)).to(x.dtype)
+    if act == "lrelu":
+        x = F.leaky_relu(x, LRELU_SLOPE)
+        gain = LRELU_GAIN if gain is None else gain
+    elif act != "linear":
+        raise ValueError(f"unsupported activation {act!r}")
+    if gain is not None and gain != 1:
+        x = x * gain
+    if clamp is not None and clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+# ----------------------------------------------------------------------------------------------------------
+# upfirdn2d: upsample (zero insertion), pad/crop, FIR filter, downsample
+
+
+def _pad_or_crop(x: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
+    """Pad (positive) or crop (negative) the last two dims. pad = (x0, x1, y0, y1)."""
+    px0, px1, py0, py1 = pad
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    return x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+
+
+def _zero_insert(x: Tensor, up: int) -> Tensor:
+    """[B, C, H, W] -> [B, C, H*up, W*up] with the input at every up-th pixel, zeros elsewhere."""
+    if up == 1:
+        return x
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h, 1, w, 1)
+    x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+    return x.reshape(b, c, h * up, w * up)
+
+
+def upfirdn2d_plain(x: Tensor, f1d: Tensor, up: int = 1, down: int = 1, padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+                    gain: float = 1.0) -> Tensor:
+    """Reference upfirdn2d: zero insertion, pad, 2D depthwise FIR convolution, decimation.  # [B, C, H', W']"""
+    x = _zero_insert(x, up)
+    x = _pad_or_crop(x, padding)
+    f = filter_2d(f1d.to(x.device)) * gain
+    f = f.flip([0, 1]).to(x.dtype)  # true convolution; filters here are symmetric anyway
+    c = x.shape[1]
+    x = F.conv2d(x, f[None, None].repeat(c, 1, 1, 1), groups=c)
+    return x[:, :, ::down, ::down]
+
+
+def _fir_1d(x: Tensor, taps: list[float], dim: int, down: int) -> Tensor:
+    """Valid 1D FIR convolution along ``dim`` with strided slices (no weight tensor, no depthwise conv)."""
+    n = x.shape[dim] - len(taps) + 1
+    out = None
+    for t, g in enumerate(reversed(taps)):  # convolution = correlation with the flipped filter
+        sl = x.narrow(dim, t, n)
+        term = sl * g
+        out = term if out is None else out.add_(term)
+    if down > 1:
+        idx = [slice(None)] * x.ndim
+        idx[dim] = slice(None, None, down)
+        out = out[tuple(idx)]
+    return out
+
+
+def upsample2x_fast(x: Tensor, f1d: Tensor) -> Tensor:
+    """Polyphase form of ``upfirdn2d(up=2, pad=(2,1,2,1), gain=4)`` for a 4-tap filter.  # [B, C, 2H, 2W]
+
+    With per-axis taps g = 2f (e.g. [0.25, 0.75, 0.75, 0.25]) the even outputs are g2 x[i] + g0 x[i-1] and the
+    odd outputs g1 x[i] + g3 x[i+1], with zeros outside the image.
+    """
+    g = (f1d * 2).tolist()
+    assert len(g) == 4
+    for dim in (3, 2):
+        xp = F.pad(x, [1, 1] if dim == 3 else [0, 0, 1, 1])
+        n = x.shape[dim]
+        mid = xp.narrow(dim, 1, n)
+        even = mid * g[2] + xp.narrow(dim, 0, n) * g[0]
+        odd = mid * g[1] + xp.narrow(dim, 2, n) * g[3]
+        x = torch.stack([even, odd], dim=dim + 1).flatten(dim, dim + 1)
+    return x
+
+
+def upfirdn2d_fast(x: Tensor, f1d: Tensor, up: int = 1, down: int = 1, padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+                   gain: float = 1.0) -> Tensor:
+    """Same function as :func:`upfirdn2d_plain`, evaluated separably with slices."""
+    taps = f1d.tolist()
+    symmetric = taps == taps[::-1]
+    if up == 2 and down == 1 and len(taps) == 4 and symmetric and tuple(padding) == (2, 1, 2, 1) and abs(gain - 4) < 1e-12:
+        return upsample2x_fast(x, f1d)
+    x = _zero_insert(x, up)
+    x = _pad_or_crop(x, padding)
+    g = [t * math.sqrt(gain) for t in taps]
+    x = _fir_1d(x, g, dim=3, down=down)
+    return _fir_1d(x, g, dim=2, down=down)
+
+
+def upfirdn2d(x: Tensor, f1d: Tensor, up: int = 1, down: int = 1, padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+              gain: float = 1.0, plain: bool = False) -> Tensor:
+    fn = upfirdn2d_plain if plain else upfirdn2d_fast
+    return fn(x, f1d, up=up, down=down, padding=tuple(padding), gain=gain)
+
+
+def upsample2d(x: Tensor, f1d: Tensor, up: int = 2, plain: bool = False) -> Tensor:
+    """Upsample by ``up`` with the FIR filter; the output keeps the input's DC gain."""
+    t = len(f1d)
+    pad = ((t + up - 1) // 2, (t - up) // 2)
+    return upfirdn2d(x, f1d, up=up, padding=(pad[0], pad[1], pad[0], pad[1]), gain=up * up, plain=plain)
+
+
+def downsample2d(x: Tensor, f1d: Tensor, down: int = 2, plain: bool = False) -> Tensor:
+    t = len(f1d)
+    pad = ((t - down + 1) // 2, (t - down) // 2)
+    return upfirdn2d(x, f1d, down=down, padding=(pad[0], pad[1], pad[0], pad[1]), plain=plain)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# convolution with resampling
+
+
+def conv2d_resample(x: Tensor, w: Tensor, f1d: Tensor | None, up: int = 1, down: int = 1, padding: int = 0,
+                    groups: int = 1, flip_weight: bool = True, plain: bool = False) -> Tensor:
+    """2D convolution fused with FIR up/downsampling, as in StyleGAN2-ADA ``conv2d_resample``.
+
+    ``flip_weight=True`` means ``F.conv2d``'s correlation; the up=2 path uses a transposed convolution whose
+    weight is not flipped, exactly as the reference does.
+    """
+    out_ch, in_ch_per_group, kh, kw = w.shape
+    t = len(f1d) if f1d is not None else 1
+    px0 = px1 = py0 = py1 = padding
+    if up > 1:
+        px0 += (t + up - 1) // 2
+        px1 += (t - up) // 2
+        py0 += (t + up - 1) // 2
+        py1 += (t - up) // 2
+    if down > 1:
+        px0 += (t - down + 1) // 2
+        px1 += (t - down) // 2
+        py0 += (t - down + 1) // 2
+        py1 += (t - down) // 2
+
+    def conv(x: Tensor, w: Tensor, stride: int = 1, pad: tuple[int, int] | int = 0, transpose: bool = False,
+             flip: bool = True) -> Tensor:
+        if not flip and (kw > 1 or kh > 1):
+            w = w.flip([2, 3])
+        if transpose:
+            return F.conv_transpose2d(x, w, stride=stride, padding=pad, groups=groups)
+        return F.conv2d(x, w, stride=stride, padding=pad, groups=groups)
+
+    if kw == 1 and kh == 1 and down > 1 and up == 1:
+        x = upfirdn2d(x, f1d, down=down, padding=(px0, px1, py0, py1), plain=plain)
+        return conv(x, w, flip=flip_weight)
+    if kw == 1 and kh == 1 and up > 1 and down == 1:
+        x = conv(x, w, flip=flip_weight)
+        return upfirdn2d(x, f1d, up=up, padding=(px0, px1, py0, py1), gain=up ** 2, plain=plain)
+    if down > 1 and up == 1:
+        x = upfirdn2d(x, f1d, padding=(px0, px1, py0, py1), plain=plain)
+        return conv(x, w, stride=down, flip=flip_weight)
+    if up > 1:
+        if groups == 1:
+            w = w.transpose(0, 1)
+        else:
+            w = w.reshape(groups, out_ch // groups, in_ch_per_group, kh, kw).transpose(1, 2)
+            w = w.reshape(groups * in_ch_per_group, out_ch // groups, kh, kw)
+        px0 -= kw - 1
+        px1 -= kw - up
+        py0 -= kh - 1
+        py1 -= kh - up
+        pxt = max(min(-px0, -px1), 0)
+        pyt = max(min(-py0, -py1), 0)
+        x = conv(x, w, stride=up, pad=(pyt, pxt), transpose=True, flip=not flip_weight)
+        x = upfirdn2d(x, f1d, padding=(px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt), gain=up ** 2, plain=plain)
+        if down > 1:
+            x = upfirdn2d(x, f1d, down=down, plain=plain)
+        return x
+    if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+        return conv(x, w, pad=(py0, px0), flip=flip_weight)
+    raise NotImplementedError("conv2d_resample: unsupported padding/resampling combination")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# modulated convolution (StyleGAN2 §2.2, Eq. 1-3)
+
+
+def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | None = None, up: int = 1,
+                     padding: int = 0, f1d: Tensor | None = None, demodulate: bool = True, flip_weight: bool = True,
+                     fused: bool = False, plain: bool = False) -> Tensor:
+    """Modulated (and optionally demodulated) convolution.
+
+    Args:
+        x: input activations  # [B, I, H, W]
+        weight: shared weight  # [O, I, k, k]
+        styles: per-sample input-channel scales s  # [B, I]
+        noise: added after demodulation, broadcastable to the output  # [B|1, 1, H', W'] or [H', W']
+        fused: evaluate as one grouped convolution with per-sample weights (the reference's inference form);
+            otherwise scale activations by s, convolve with the shared weight, then scale by the
+            demodulation coefficients (identical result, Eq. 3: w'' = w' / sqrt(sum w'^2 + eps)).
+    """
+    batch = x.shape[0]
+    out_ch, in_ch, kh, kw = weight.shape
+    if x.dtype == torch.float16 and demodulate:  # pre-normalise to avoid fp16 overflow (reference behaviour)
+        weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    dcoefs = None
+    if demodulate or fused:
+        wmod = weight.unsqueeze(0) * styles.reshape(batch, 1, -1, 1, 1)  # [B, O, I, k, k]
+    if demodulate:
+        dcoefs = (wmod.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [B, O]
+    if not fused:
+        x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
+        x = conv2d_resample(x, weight.to(x.dtype), f1d, up=up, padding=padding, flip_weight=flip_weight, plain=plain)
+        if dcoefs is not None:
+            x = x * dcoefs.to(x.dtype).reshape(batch, -1, 1, 1)
+        if noise is not None:
+            x = x + noise.to(x.dtype)
+        return x
+    if dcoefs is not None:
+        wmod = wmod * dcoefs.reshape(batch, -1, 1, 1, 1)
+    x = x.reshape(1, -1, *x.shape[2:])
+    wmod = wmod.reshape(-1, in_ch, kh, kw)
+    x = conv2d_resample(x, wmod.to(x.dtype), f1d, up=up, padding=padding, groups=batch, flip_weight=flip_weight,
+                        plain=plain)
+    x = x.reshape(batch, -1, *x.shape[2:])
+    if noise is not None:
+        x = x + noise.to(x.dtype)
+    return x
+
+
+def normalize_2nd_moment(x: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """x / sqrt(mean(x^2) + eps) along ``dim`` (StyleGAN mapping-network input normalisation)."""
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()

@@ -1,0 +1,49 @@
+"""Shared test fixtures: paths to the reference fixtures (../shared/fixtures, the path CI has too)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+EG3D_FIXTURE = FIXTURES / "eg3d_ffhq128"
+MIMIC3D_FIXTURE = FIXTURES / "mimic3d_128"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+def require(path: Path) -> Path:
+    """Reference fixtures are part of the test contract: a missing one is a failure, never a skip."""
+    if not path.exists():
+        pytest.fail(f"reference fixture missing: {path} (expected ../shared/fixtures beside the repository)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def eg3d_fixture_dir() -> Path:
+    return require(EG3D_FIXTURE)
+
+
+@pytest.fixture(scope="session")
+def eg3d_snapshot(eg3d_fixture_dir):
+    from core.checkpoint import load_snapshot
+    return load_snapshot(eg3d_fixture_dir / "network.pkl")
+
+
+@pytest.fixture(scope="session")
+def eg3d_expected(eg3d_fixture_dir):
+    import numpy as np
+    with np.load(eg3d_fixture_dir / "expected.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope="session")
+def eg3d_G(eg3d_snapshot):
+    from core.checkpoint import build_generator
+    return build_generator(eg3d_snapshot.generator, eg3d_snapshot.G_ema)
