@@ -14,6 +14,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import ops
@@ -113,6 +114,8 @@ class SynthesisLayer(nn.Module):
     def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random", fused: bool = False, plain: bool = False,
                 gain: float = 1.0) -> Tensor:  # [B, I, H, W] -> [B, O, H*up, W*up]
         styles = self.affine(w)  # [B, I]
+        if not plain and not torch.is_grad_enabled() and self.activation == "lrelu":
+            return self._forward_inference(x, styles, noise_mode, gain)
         noise = None
         if self.use_noise and noise_mode == "random":
             noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
@@ -122,6 +125,23 @@ class SynthesisLayer(nn.Module):
                                  flip_weight=(self.up == 1), fused=fused, plain=plain)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return ops.bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+
+    def _forward_inference(self, x: Tensor, styles: Tensor, noise_mode: str, gain: float) -> Tensor:
+        """Same function without autograd: gain and bias folded into the conv, noise and lrelu applied in place
+        (lrelu(a) * g = lrelu(a * g) for g > 0)."""
+        g = self.act_gain * gain
+        y = ops.modulated_conv2d_inference(x, self.weight, styles, self.bias, g, up=self.up, padding=self.padding,
+                                           f1d=self.f1d, flip_weight=(self.up == 1))
+        if self.use_noise and noise_mode != "none" and float(self.noise_strength) != 0.0:
+            if noise_mode == "random":
+                noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
+            else:
+                noise = self.noise_const
+            y.add_(noise.to(y.dtype), alpha=float(self.noise_strength) * g)
+        F.leaky_relu_(y, ops.LRELU_SLOPE)
+        if self.conv_clamp is not None:
+            y.clamp_(-self.conv_clamp * gain, self.conv_clamp * gain)
+        return y
 
 
 class ToRGBLayer(nn.Module):
@@ -138,6 +158,9 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor, fused: bool = False, plain: bool = False) -> Tensor:
         styles = self.affine(w) * self.weight_gain
+        if not plain and not torch.is_grad_enabled():
+            y = ops.modulated_conv2d_inference(x, self.weight, styles, self.bias, 1.0, demodulate=False)
+            return y.clamp_(-self.conv_clamp, self.conv_clamp) if self.conv_clamp is not None else y
         x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused, plain=plain)
         return ops.bias_act(x, self.bias, clamp=self.conv_clamp)
 
