@@ -39,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="depth samples per ray (default: the model's)")
     p.add_argument("--save-npz", action="store_true", help="also write seedNNNN.npz with float32 arrays")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
+                   help="fp16/bf16: run the blocks EG3D runs in half precision in that dtype (default fp32)")
     p.add_argument("--outdir", required=True, type=Path)
     p.set_defaults(func=run)
 
@@ -49,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     if args.branch != "sr2d":
         raise UsageError(f"branch {args.branch!r} is not in this model (it has: sr2d)")
     G = build_generator(snap.generator, snap.G_ema, device)
+    if args.precision == "fp16" and device.type != "cuda":
+        raise UsageError("--precision fp16 needs a CUDA device (use bf16 on CPU)")
+    G.set_precision(args.precision)
     if args.nrr is not None and args.nrr < 8:
         raise UsageError("--nrr must be at least 8")
     r = G.cfg.rendering
