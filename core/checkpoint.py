@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -79,7 +80,10 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], w
 
 def build_generator(cfg: GeneratorConfig, state: dict[str, torch.Tensor] | None = None,
                     device: str | torch.device = "cpu") -> TriPlaneGenerator:
-    G = TriPlaneGenerator(cfg)
+    try:
+        G = TriPlaneGenerator(cfg)
+    except (ValueError, AssertionError) as e:  # inconsistent settings, e.g. SR output vs img_resolution
+        raise CheckpointError(f"unsupported generator settings: {e}") from None
     if state is not None:
         load_state_strict(G, state, "G")
     return G.eval().requires_grad_(False).to(device)
@@ -87,7 +91,10 @@ def build_generator(cfg: GeneratorConfig, state: dict[str, torch.Tensor] | None 
 
 def build_discriminator(cfg: DiscriminatorConfig, state: dict[str, torch.Tensor] | None = None,
                         device: str | torch.device = "cpu") -> DualDiscriminator:
-    D = DualDiscriminator(cfg)
+    try:
+        D = DualDiscriminator(cfg)
+    except (ValueError, AssertionError) as e:
+        raise CheckpointError(f"unsupported discriminator settings: {e}") from None
     if state is not None:
         load_state_strict(D, state, "D")
     return D.eval().requires_grad_(False).to(device)
@@ -141,12 +148,25 @@ def snapshot_from_modules(G_ema: TriPlaneGenerator, G: TriPlaneGenerator | None 
 # loading
 
 
+def _weights_only_reason(text: str) -> str:
+    """The informative part of torch's multi-line weights-only refusal (its first line is generic advice)."""
+    m = re.search(r"GLOBAL ([\w.]+)", text)
+    if m:
+        return f"global '{m.group(1)}' is not allowed in a Trident snapshot"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip() or (lines[i + 1] if i + 1 < len(lines) else "")
+            if rest:
+                return rest[:200]
+    return lines[0][:200] if lines else "unsupported content"
+
+
 def _read_trident(path: Path) -> Snapshot:
     try:
         data = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else "unsupported content"
-        raise UnsafePickleError(f"refusing to load: {first}") from None
+        raise UnsafePickleError(f"refusing to load: {_weights_only_reason(str(e))}") from None
     except Exception as e:  # noqa: BLE001 - corrupt archives raise many types
         raise CheckpointError(f"damaged Trident file ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
@@ -171,13 +191,19 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
         raise CheckpointError(f"no such file: {path}")
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory, not a model file")
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head[:2] == b"PK" or zipfile.is_zipfile(path):
-        return _read_trident(path)
-    if not head or head[:1] != b"\x80":
-        raise CheckpointError(f"{path.name} is neither a Trident snapshot nor a network pickle")
-    imported = import_network_pickle(path.read_bytes())
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        # The pickle check comes first: is_zipfile() looks for a zip end record anywhere in the last 64 KiB,
+        # which the tensor bytes of a genuine network pickle may happen to contain.
+        if head[:1] != b"\x80" and (head[:2] == b"PK" or zipfile.is_zipfile(path)):
+            return _read_trident(path)
+        if not head or head[:1] != b"\x80":
+            raise CheckpointError(f"{path.name} is neither a Trident snapshot nor a network pickle")
+        data = path.read_bytes()
+    except OSError as e:  # unreadable, a special file, vanished meanwhile
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    imported = import_network_pickle(data)
     return Snapshot(generator=imported.generator, G_ema=imported.G_ema, G=imported.G,
                     discriminator=imported.discriminator, D=imported.D, extra={"meta": imported.meta})
 

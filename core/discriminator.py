@@ -91,6 +91,8 @@ class DualDiscriminator(nn.Module):
         self.cfg = cfg
         self.c_dim, self.img_resolution = cfg.c_dim, cfg.img_resolution
         log2 = int(np.log2(cfg.img_resolution))
+        if cfg.img_resolution != 2 ** log2 or cfg.img_resolution < 8:
+            raise ValueError(f"discriminator resolution must be a power of two >= 8, got {cfg.img_resolution}")
         self.block_resolutions = [2 ** i for i in range(log2, 2, -1)]
         ch = {r: block_channels(r, cfg.channel_base, cfg.channel_max) for r in self.block_resolutions + [4]}
         fp16_resolution = max(2 ** (log2 + 1 - cfg.num_fp16_res), 8)

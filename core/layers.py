@@ -228,7 +228,8 @@ class SynthesisNetwork(nn.Module):
         super().__init__()
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
         log2 = int(np.log2(img_resolution))
-        assert img_resolution == 2 ** log2 and img_resolution >= 4
+        if img_resolution != 2 ** log2 or img_resolution < 4:
+            raise ValueError(f"synthesis resolution must be a power of two >= 4, got {img_resolution}")
         self.block_resolutions = [2 ** i for i in range(2, log2 + 1)]
         fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
         self.num_ws = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import pickletools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,16 @@ from .superres import EG3D_SR_CLASSES
 
 
 class CheckpointError(ValueError):
-    """A model file cannot be loaded (missing, corrupt, unsupported, or inconsistent)."""
+    """A model file cannot be loaded (missing, corrupt, unsupported, or inconsistent).
+
+    The message is always a single line (text taken from the file, such as dict keys or paths, may contain
+    line breaks; the CLI prints ``error: <message>`` as exactly one line).
+    """
+
+    def __init__(self, *args: Any) -> None:
+        if args and isinstance(args[0], str):
+            args = (" ".join(part.strip() for part in args[0].splitlines() if part.strip()), *args[1:])
+        super().__init__(*args)
 
 
 class UnsafePickleError(CheckpointError):
@@ -108,9 +118,18 @@ def _load_storage_bytes(blob: bytes) -> Any:
     if not isinstance(blob, (bytes, bytearray)):
         raise UnsafePickleError("tensor storage record is not a byte string")
     try:
-        return torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu")
+        storage = torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu")
     except Exception as e:  # noqa: BLE001 - any failure here means a damaged file
-        raise CheckpointError(f"damaged tensor storage ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        msg = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
+        raise CheckpointError(f"damaged tensor storage ({type(e).__name__}: {msg})") from None
+    if not isinstance(storage, torch.storage.TypedStorage):
+        raise UnsafePickleError(f"tensor storage record holds a {type(storage).__name__}, not a storage")
+    # Hand out a copy that cannot grow: torch's set_() (reached through _rebuild_tensor_v2 with a size larger
+    # than the stored data, or through BUILD on a tensor) silently *resizes* a storage that is too small, which
+    # would turn a crafted record into a tensor of uninitialised heap memory instead of an error.
+    data = torch.empty(0, dtype=torch.uint8).set_(storage._untyped_storage).numpy().copy()
+    fixed = torch.from_numpy(data).untyped_storage()  # memory owned by numpy: never resizable
+    return torch.storage.TypedStorage(wrap_storage=fixed, dtype=storage.dtype, _internal=True)
 
 
 _SAFE_DTYPE_KINDS = set("biuf?c")
@@ -132,6 +151,7 @@ def _numpy_scalar(dtype: np.dtype, data: bytes = b"") -> Any:
 def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> Any:
     if new_type not in (torch.Tensor, torch.nn.Parameter):
         raise UnsafePickleError(f"refusing tensor subclass {new_type!r}")
+    func = func._fn if isinstance(func, _Whitelisted) else func
     if func not in (torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter):
         raise UnsafePickleError("refusing tensor rebuild function")
     ret = func(*args)
@@ -149,10 +169,42 @@ _TORCH_DTYPES = {n for n in ("float16", "float32", "float64", "bfloat16", "int8"
                              "uint8", "bool", "half", "float", "double", "long")}
 
 
+class _Whitelisted:
+    """Immutable handle to a whitelisted function.
+
+    ``find_class`` must never hand out the real function object: pickle's BUILD opcode sets attributes on
+    whatever is on the stack, so a file could otherwise rewrite e.g. ``torch._utils._rebuild_tensor_v2.__defaults__``
+    and silently alter every tensor that any later ``torch.load`` in the process rebuilds.
+    """
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Any) -> None:
+        object.__setattr__(self, "_fn", fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fn(*args, **kwargs)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise UnsafePickleError(f"refusing to modify the whitelisted global {self._fn.__qualname__!r}")
+
+    def __setstate__(self, state: Any) -> None:  # BUILD opcode applied to a global
+        raise UnsafePickleError(f"refusing to modify the whitelisted global {self._fn.__qualname__!r}")
+
+    def __repr__(self) -> str:
+        return f"<whitelisted {self._fn.__module__}.{self._fn.__qualname__}>"
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves only the globals a network snapshot needs."""
 
-    def find_class(self, module: str, name: str) -> Any:  # noqa: C901 - a flat whitelist reads best
+    def find_class(self, module: str, name: str) -> Any:
+        obj = self._find_class(module, name)
+        # Classes are safe to return as they are: the builtin ones are immutable, and BUILD on one of our own
+        # (which all define __setstate__) fails; functions are wrapped so that BUILD cannot modify them.
+        return obj if isinstance(obj, (type, torch.dtype)) else _Whitelisted(obj)
+
+    def _find_class(self, module: str, name: str) -> Any:  # noqa: C901 - a flat whitelist reads best
         key = (module, name)
         if key == ("torch_utils.persistence", "_reconstruct_persistent_obj"):
             return _reconstruct_persistent
@@ -190,17 +242,39 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError("refusing to load: the pickle uses persistent ids (not a network snapshot pickle)")
 
 
+_MEMO_PUT_OPS = {"PUT", "BINPUT", "LONG_BINPUT"}
+
+
+def _check_memo_indices(data: bytes) -> None:
+    """Refuse explicit memo indices no genuine pickle can have.
+
+    CPython's C unpickler grows (and zero-fills) its memo table up to the largest index it is given, so a
+    ten-byte file holding ``LONG_BINPUT 0x3fffffff`` would make it allocate and touch 16 GiB. A memo index
+    never exceeds the number of opcodes, hence the length of the data.
+    """
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            if op.name in _MEMO_PUT_OPS and isinstance(arg, int) and not 0 <= arg <= len(data):
+                raise CheckpointError(f"damaged pickle: memo index {arg} out of range")
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - unparsable opcodes: the unpickler would fail on them as well
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"not a valid network pickle ({msg})") from None
+
+
 def restricted_load(data: bytes) -> Any:
     """Unpickle ``data`` with :class:`RestrictedUnpickler`; every failure becomes a one-line CheckpointError."""
+    _check_memo_indices(data)
     try:
         return RestrictedUnpickler(io.BytesIO(data)).load()
     except CheckpointError:
         raise
     except RecursionError:
         raise CheckpointError("damaged pickle: nesting too deep") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            MemoryError, RuntimeError, UnicodeDecodeError, OverflowError) as e:
-        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+    except Exception as e:  # noqa: BLE001 - whitelisted callables fed hostile arguments raise anything
+        # (e.g. AssertionError from torch._utils.set_tensor_metadata); every one of them means a bad file.
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"not a valid network pickle ({type(e).__name__}: {msg})") from None
 
 
@@ -376,6 +450,19 @@ class ImportedPickle:
 def import_network_pickle(data: bytes) -> ImportedPickle:
     """Parse an EG3D network-snapshot pickle without executing any of its code."""
     obj = restricted_load(data)
+    try:
+        return _import_loaded(obj)
+    except CheckpointError:
+        raise
+    except RecursionError:
+        raise CheckpointError("not a network snapshot: module tree nested too deep (or cyclic)") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RuntimeError) as e:
+        # a well-formed pickle whose records lack fields or hold values of the wrong type
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+        raise CheckpointError(f"malformed network snapshot ({type(e).__name__}: {msg})") from None
+
+
+def _import_loaded(obj: Any) -> ImportedPickle:
     if not isinstance(obj, dict):
         raise CheckpointError(f"not a network snapshot: the pickle holds a {type(obj).__name__}, not a dict")
     if "G_ema" not in obj:
