@@ -258,6 +258,9 @@ def render_rays(planes: Tensor | list[Tensor], decoder: DecoderFn, origins: Tens
     without chunking, including the depth clamp to the global sample-depth range.
     """
     b, m, _ = origins.shape
+    if cfg.depth_resolution < 2 or (cfg.depth_resolution_importance > 0 and cfg.depth_resolution < 4):
+        raise ValueError(f"need at least 2 coarse samples per ray (4 with importance sampling), "
+                         f"got {cfg.depth_resolution} + {cfg.depth_resolution_importance}")
     if cfg.ray_start == "auto" or cfg.ray_end == "auto":
         near, far = auto_ray_limits(origins, dirs, cfg.box_warp)
     else:

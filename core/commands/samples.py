@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     G.set_precision(args.precision)
     if args.nrr is not None and args.nrr < 8:
         raise UsageError("--nrr must be at least 8")
+    if args.samples and (args.samples[0] < 2 or args.samples[1] < 0 or (args.samples[1] > 0 and args.samples[0] < 4)):
+        raise UsageError("--samples needs COARSE >= 2 (>= 4 when IMPORTANCE > 0) and IMPORTANCE >= 0")
     r = G.cfg.rendering
     opts = RenderOptions(resolution=args.nrr, deterministic=args.deterministic, noise_mode=args.noise_mode,
                          depth_resolution=args.samples[0] if args.samples else None,
