@@ -18,7 +18,6 @@ import pickle
 import re
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch
 
 from .config import ConfigError, DiscriminatorConfig, GeneratorConfig, from_dict, to_dict
 from .discriminator import DualDiscriminator
+from .snapshot import Snapshot
 from .network_pickle import CheckpointError, UnsafePickleError, import_network_pickle
 from .triplane import TriPlaneGenerator
 
@@ -37,18 +37,6 @@ __all__ = ["Snapshot", "CheckpointError", "UnsafePickleError", "load_snapshot", 
 
 # Buffers that the reference stores but Trident derives (deterministic FIR filters) or does not keep.
 _DERIVED_SUFFIXES = ("resample_filter",)
-
-
-@dataclass
-class Snapshot:
-    """Everything in a model file, as plain data."""
-
-    generator: GeneratorConfig
-    G_ema: dict[str, torch.Tensor]
-    G: dict[str, torch.Tensor] | None = None
-    discriminator: DiscriminatorConfig | None = None
-    D: dict[str, torch.Tensor] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _is_derived(key: str) -> bool:
@@ -203,9 +191,7 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
         data = path.read_bytes()
     except OSError as e:  # unreadable, a special file, vanished meanwhile
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
-    imported = import_network_pickle(data)
-    return Snapshot(generator=imported.generator, G_ema=imported.G_ema, G=imported.G,
-                    discriminator=imported.discriminator, D=imported.D, extra={"meta": imported.meta})
+    return import_network_pickle(data)
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> TriPlaneGenerator:

@@ -16,13 +16,13 @@ import collections
 import io
 import pickle
 import pickletools
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from .config import ConfigError, DiscriminatorConfig, GeneratorConfig, RenderingConfig
+from .snapshot import Snapshot
 from .superres import EG3D_SR_CLASSES
 
 
@@ -435,19 +435,7 @@ def discriminator_config_from_stub(node: StubModule) -> DiscriminatorConfig:
         raise CheckpointError(f"discriminator settings lack {e.args[0]!r}") from None
 
 
-@dataclass
-class ImportedPickle:
-    """Plain data extracted from a network pickle: configs, state dicts, and metadata."""
-
-    generator: GeneratorConfig
-    G_ema: dict[str, torch.Tensor]
-    G: dict[str, torch.Tensor] | None = None
-    discriminator: DiscriminatorConfig | None = None
-    D: dict[str, torch.Tensor] | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-def import_network_pickle(data: bytes) -> ImportedPickle:
+def import_network_pickle(data: bytes) -> Snapshot:
     """Parse an EG3D network-snapshot pickle without executing any of its code."""
     obj = restricted_load(data)
     try:
@@ -462,7 +450,7 @@ def import_network_pickle(data: bytes) -> ImportedPickle:
         raise CheckpointError(f"malformed network snapshot ({type(e).__name__}: {msg})") from None
 
 
-def _import_loaded(obj: Any) -> ImportedPickle:
+def _import_loaded(obj: Any) -> Snapshot:
     if not isinstance(obj, dict):
         raise CheckpointError(f"not a network snapshot: the pickle holds a {type(obj).__name__}, not a dict")
     if "G_ema" not in obj:
@@ -470,14 +458,14 @@ def _import_loaded(obj: Any) -> ImportedPickle:
     _stub_state(obj["G_ema"], "G_ema")
     g_ema = obj["G_ema"]
     cfg, ignored = generator_config_from_stub(g_ema)
-    out = ImportedPickle(generator=cfg, G_ema=stub_state_dict(g_ema))
+    out = Snapshot(generator=cfg, G_ema=stub_state_dict(g_ema))
     if isinstance(obj.get("G"), StubModule):
         out.G = stub_state_dict(obj["G"])
     if isinstance(obj.get("D"), StubModule):
         out.discriminator = discriminator_config_from_stub(obj["D"])
         out.D = stub_state_dict(obj["D"])
     tsk = obj.get("training_set_kwargs")
-    out.meta = {
+    out.extra["meta"] = {
         "source": "eg3d-network-pickle",
         "training_set_kwargs": dict(tsk) if isinstance(tsk, dict) else None,
         "ignored_rendering_kwargs": ignored,

@@ -216,12 +216,7 @@ def _plain(cls: type, modules: dict | None = None, attrs: dict | None = None) ->
 
 def _torch_module(cls: type, modules: dict | None = None, attrs: dict | None = None) -> torch.nn.Module:
     """A real torch module (pickled by reference under its torch name) holding our child records."""
-    obj = cls.__new__(cls)
-    st = _module_state()
-    st["_modules"].update(modules or {})
-    st.update(attrs or {})
-    obj.__dict__.update(st)
-    return obj
+    return _plain(cls, modules, attrs)
 
 
 # --- StyleGAN2 layers (networks_stylegan2.py) --------------------------------------------------------------

@@ -182,6 +182,19 @@ def storage_blob(t: torch.Tensor) -> bytes:
     return next(arg for op, arg, _ in pickletools.genops(pickle.dumps(t, protocol=3)) if op.name in ("BINBYTES", "SHORT_BINBYTES"))
 
 
+def _track_memo(op_name: str, arg: Any, memo: dict, top: Any) -> Any:
+    """Follow the pickle memo while walking opcodes: returns the value now on top of the stack (or None)."""
+    if op_name in ("BINGET", "LONG_BINGET", "GET"):
+        return memo.get(arg)
+    if op_name == "MEMOIZE":
+        memo[len(memo)] = top
+        return top
+    if op_name in ("PUT", "BINPUT", "LONG_BINPUT"):
+        memo[arg] = top
+        return top
+    return None
+
+
 def pickled_globals(data: bytes) -> list[str]:
     """'module.name' of every GLOBAL / STACK_GLOBAL / INST in ``data`` (memo references resolved)."""
     found, strings, memo, top = [], [], {}, None
@@ -193,16 +206,10 @@ def pickled_globals(data: bytes) -> list[str]:
         if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
             top = arg
             strings.append(arg)
-        elif op.name in ("BINGET", "LONG_BINGET", "GET"):
-            top = memo.get(arg)
-            if isinstance(top, str):
-                strings.append(top)
-        elif op.name == "MEMOIZE":
-            memo[len(memo)] = top
-        elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            memo[arg] = top
         else:
-            top = None
+            top = _track_memo(op.name, arg, memo, top)
+            if op.name in ("BINGET", "LONG_BINGET", "GET") and isinstance(top, str):
+                strings.append(top)
     return found
 
 
@@ -417,14 +424,8 @@ def rewrite_pickle(data: bytes, key: str | None = None, replace: Callable[[str],
                 changed += 1
                 arg = new
             top = arg
-        elif op.name in ("BINGET", "LONG_BINGET", "GET"):
-            top = memo.get(arg)
-        elif op.name == "MEMOIZE":
-            memo[len(memo)] = top
-        elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            memo[arg] = top
         else:
-            top = None
+            top = _track_memo(op.name, arg, memo, top)
     out += data[last:]
     return bytes(out), changed
 
