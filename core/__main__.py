@@ -4,14 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import samples
+from .commands import bench, samples
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Trident inference commands")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (samples,):
+    for module in (samples, bench):
         module.add_parser(sub)
     return parser
 

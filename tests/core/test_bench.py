@@ -1,0 +1,108 @@
+"""``python -m core bench``: JSON structure, fast/reference agreement, option errors (no wall-clock assertions)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EG3D_FIXTURE, ROOT, require
+
+ROW_KEYS = {"model", "nrr", "samples", "batch", "sampling", "deterministic", "image_resolution", "ms_per_image",
+            "ms_per_image_min", "times_ms", "cpu_times_ms", "peak_mb", "baseline_mb", "ms_per_image_reference",
+            "ms_per_image_min_reference", "times_ms_reference", "cpu_times_ms_reference", "peak_mb_reference",
+            "speedup", "max_abs_diff"}
+
+
+def run_cli(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "core", "bench", *argv], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    require(EG3D_FIXTURE / "network.pkl")
+    out = tmp_path_factory.mktemp("bench") / "b.json"
+    proc = run_cli("--quick", "--device", "cpu", "--threads", "1", "--out", str(out))
+    return proc, out
+
+
+def test_quick_run_writes_json(quick):
+    proc, out = quick
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["format"] == "trident-bench" and data["version"] == 1
+    env = data["environment"]
+    assert env["device"] == "cpu" and env["threads"] == 1 and env["torch"]
+    assert data["settings"]["repeats"] == 1 and data["settings"]["warmup"] == 0
+    assert data["settings"]["models"] == ["fixture"] and data["settings"]["batches"] == [1]
+    assert data["memory_method"]
+    rows = data["rows"]
+    assert [(r["model"], r["batch"], r["sampling"]) for r in rows] == [("fixture", 1, "det"), ("fixture", 1, "std")]
+    for r in rows:
+        assert ROW_KEYS <= set(r), ROW_KEYS - set(r)
+        assert r["nrr"] == 64 and r["samples"] == [12, 12] and r["image_resolution"] == 128
+        assert r["deterministic"] == (r["sampling"] == "det")
+        assert len(r["times_ms"]) == 1 and len(r["times_ms_reference"]) == 1
+        assert r["ms_per_image"] > 0 and r["ms_per_image_reference"] > 0 and r["speedup"] > 0
+        assert r["peak_mb"] >= 0 and r["peak_mb_reference"] >= 0
+        assert 0 <= r["max_abs_diff"] < 1e-3
+    # the known EG3D figure is compared on the batch-1 standard-sampling fixture row
+    (known,) = data["eg3d_known"]
+    assert known["model"] == "fixture" and known["eg3d_ms_per_image"] == 1000.0 and known["fast_over_eg3d"] > 0
+
+
+def test_quick_run_prints_table(quick):
+    proc, _ = quick
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("model"))
+    for col in ("nrr", "samples", "batch", "sampling", "ms/img fast", "ms/img ref", "ref/fast", "max diff", "peak MB"):
+        assert col in lines[header]
+    body = lines[header + 2: header + 4]
+    assert all(line.startswith("fixture") for line in body)
+    assert len({len(line) for line in lines[header: header + 4]}) == 1  # aligned columns
+    assert "device: " in proc.stdout and "torch " in proc.stdout and "EG3D 1.0 s/img" in proc.stdout
+
+
+def test_no_reference_in_process(tmp_path, capsys):
+    require(EG3D_FIXTURE / "network.pkl")
+    from core.__main__ import main
+    out = tmp_path / "nr.json"
+    rc = main(["bench", "--quick", "--device", "cpu", "--sampling", "det", "--no-reference", "--out", str(out)])
+    assert rc == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["ms_per_image"] > 0 and row["ms_per_image_reference"] is None and row["max_abs_diff"] is None
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--batches", "0"], "--batches"),
+    (["--models", "fixture,nope"], "--models"),
+    (["--sampling", "fast"], "--sampling"),
+    (["--repeats", "x"], "--repeats"),
+    (["--nrr", "4"], "--nrr"),
+    (["--device", "tpu"], "device"),
+])
+def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
+    from core.__main__ import main
+    assert main(["bench", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_bad_argument_subprocess(tmp_path):
+    proc = run_cli("--warmup", "-3", "--out", str(tmp_path / "x.json"), timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: --warmup must be at least 0"]
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_missing_network_is_a_usage_error(tmp_path, capsys):
+    from core.__main__ import main
+    assert main(["bench", "--quick", "--network", str(tmp_path / "none.pkl"), "--out", str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
