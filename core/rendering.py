@@ -221,21 +221,44 @@ def composite(colors: Tensor, densities: Tensor, depths: Tensor, white_back: boo
     (features in [-1, 1] [B, M, C], *unclamped* expected depth [B, M, 1], interval weights [B, M, K-1, 1]).
     The caller clamps the depth to the global sample-depth range (see :func:`clamp_depth`).
     """
+    weights, depth, weight_total = interval_weights(densities, depths)
+    rgb = torch.matmul(sample_weights(weights).squeeze(-1).unsqueeze(-2), colors).squeeze(-2)  # [B, M, C]
+    return finish_features(rgb, weight_total, white_back), depth, weights
+
+
+def interval_weights(densities: Tensor, depths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Interval weights w_k = alpha_k T_k of sorted samples [B, M, K, 1] -> ([B, M, K-1, 1], depth, weight total).
+
+    Density and depth are averaged over each interval's two ends; sigma = softplus(raw - 1) (EG3D's bias -1);
+    T_k = prod_{j<k} (1 - alpha_j + 1e-10). The expected depth is NaN-free (NaN -> +inf) but not yet clamped.
+    """
     deltas = depths[:, :, 1:] - depths[:, :, :-1]
-    colors_mid = (colors[:, :, :-1] + colors[:, :, 1:]) / 2
     densities_mid = (densities[:, :, :-1] + densities[:, :, 1:]) / 2
     depths_mid = (depths[:, :, :-1] + depths[:, :, 1:]) / 2
-    sigma = F.softplus(densities_mid - 1)  # activation bias -1 (EG3D)
+    sigma = F.softplus(densities_mid - 1)
     alpha = 1 - torch.exp(-sigma * deltas)
     trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :, :1]), 1 - alpha + 1e-10], -2), -2)[:, :, :-1]
-    weights = alpha * trans  # [B, M, K-1, 1]
-    rgb = torch.sum(weights * colors_mid, -2)
+    weights = alpha * trans
     weight_total = weights.sum(2)
-    depth = torch.sum(weights * depths_mid, -2) / weight_total
-    depth = torch.nan_to_num(depth, float("inf"))
+    depth = torch.nan_to_num(torch.sum(weights * depths_mid, -2) / weight_total, float("inf"))
+    return weights, depth, weight_total
+
+
+def sample_weights(weights: Tensor) -> Tensor:
+    """Interval weights [.., K-1, 1] -> per-sample weights [.., K, 1] with sum_k v_k c_k = sum_k w_k (c_k + c_k+1) / 2.
+
+    Compositing the midpoint colours equals weighting each sample by the mean of its two adjacent intervals'
+    weights, which avoids materialising the [B, M, K-1, C] midpoint colours.
+    """
+    pad = torch.zeros_like(weights[..., :1, :])
+    return (torch.cat([pad, weights], -2) + torch.cat([weights, pad], -2)) * 0.5
+
+
+def finish_features(rgb: Tensor, weight_total: Tensor, white_back: bool) -> Tensor:
+    """Optional white background, then the x2 - 1 remap to about [-1, 1]."""
     if white_back:
         rgb = rgb + 1 - weight_total
-    return rgb * 2 - 1, depth, weights
+    return rgb * 2 - 1
 
 
 def clamp_depth(depth: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
@@ -301,21 +324,24 @@ def _render_chunk(planes, decoder: DecoderFn, origins: Tensor, dirs: Tensor, nea
     rgb_c = rgb_c.reshape(b, m, s, -1)
     sigma_c = sigma_c.reshape(b, m, s, 1)
     n_imp = cfg.depth_resolution_importance
-    if n_imp > 0:
-        _, _, w = composite(rgb_c, sigma_c, depths_c, cfg.white_back)
-        depths_f = importance_depths(depths_c, w, n_imp, deterministic, generator=generator)  # [B, M, I, 1]
-        coords = (origins.unsqueeze(-2) + depths_f * dirs.unsqueeze(-2)).reshape(b, -1, 3)
-        rgb_f, sigma_f = _run_decoder(planes, decoder, coords, cfg)
-        rgb_f = rgb_f.reshape(b, m, n_imp, -1)
-        sigma_f = sigma_f.reshape(b, m, n_imp, 1)
-        all_depths = torch.cat([depths_c, depths_f], -2)
-        all_rgb = torch.cat([rgb_c, rgb_f], -2)
-        all_sigma = torch.cat([sigma_c, sigma_f], -2)
-        order = torch.sort(all_depths, dim=-2).indices
-        all_depths = torch.gather(all_depths, -2, order)
-        all_rgb = torch.gather(all_rgb, -2, order.expand(-1, -1, -1, all_rgb.shape[-1]))
-        all_sigma = torch.gather(all_sigma, -2, order)
-    else:
-        all_depths, all_rgb, all_sigma = depths_c, rgb_c, sigma_c
-    rgb, depth, w = composite(all_rgb, all_sigma, all_depths, cfg.white_back)
-    return rgb, depth, w.sum(2), all_depths
+    if n_imp == 0:
+        rgb, depth, w = composite(rgb_c, sigma_c, depths_c, cfg.white_back)
+        return rgb, depth, w.sum(2), depths_c
+    w, _, _ = interval_weights(sigma_c, depths_c)
+    depths_f = importance_depths(depths_c, w, n_imp, deterministic, generator=generator)  # [B, M, I, 1]
+    coords = (origins.unsqueeze(-2) + depths_f * dirs.unsqueeze(-2)).reshape(b, -1, 3)
+    rgb_f, sigma_f = _run_decoder(planes, decoder, coords, cfg)
+    rgb_f = rgb_f.reshape(b, m, n_imp, -1)
+    sigma_f = sigma_f.reshape(b, m, n_imp, 1)
+    # Merge coarse and fine samples by depth. Only the scalars are sorted; each sample's compositing weight is
+    # scattered back to its unsorted slot, so the [.., C] colours are never gathered or concatenated.
+    all_depths = torch.cat([depths_c, depths_f], -2)
+    order = torch.sort(all_depths, dim=-2).indices  # [B, M, S+I, 1]
+    all_depths = torch.gather(all_depths, -2, order)
+    all_sigma = torch.gather(torch.cat([sigma_c, sigma_f], -2), -2, order)
+    w, depth, weight_total = interval_weights(all_sigma, all_depths)
+    v = torch.empty_like(all_depths).scatter_(-2, order, sample_weights(w))  # per-sample weights, unsorted
+    v = v.squeeze(-1)
+    s = depths_c.shape[-2]
+    rgb = torch.matmul(v[..., None, :s], rgb_c).squeeze(-2) + torch.matmul(v[..., None, s:], rgb_f).squeeze(-2)
+    return finish_features(rgb, weight_total, cfg.white_back), depth, w.sum(2), all_depths
