@@ -58,7 +58,7 @@ SEED = 0
 EG3D_KNOWN_S = {("fixture", 64, 12, 12): 1.0, ("ffhq512", 64, 48, 48): 10.0}
 QUICK = {"models": "fixture", "batches": "1", "repeats": 1, "warmup": 0}
 DEFAULTS = {"models": "fixture,ffhq512", "batches": "1,8", "nrr": "64,128", "sampling": "det,std", "repeats": 3,
-            "warmup": 1}
+            "warmup": 1, "reference_batches": "1"}
 
 
 def ffhq512_config() -> GeneratorConfig:
@@ -86,6 +86,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", default=None, help="untimed runs before timing (default 1)")
     p.add_argument("--threads", default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-reference", action="store_true", help="skip the (slow) reference-operator runs")
+    p.add_argument("--reference-batches", default=None,
+                   help="batch sizes that also run the reference operators (default: 1)")
     p.add_argument("--quick", action="store_true",
                    help="smallest settings (fixture only, batch 1, 1 repeat, no warm-up); explicit options win")
     p.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON output (default: ./bench.json)")
@@ -127,6 +129,7 @@ class Settings:
     repeats: int
     warmup: int
     threads: int | None
+    reference_batches: list[int]
 
 
 def parse_settings(args: argparse.Namespace) -> Settings:
@@ -152,7 +155,8 @@ def parse_settings(args: argparse.Namespace) -> Settings:
                  batches=_int_list(pick("batches"), "batches", 1),
                  nrrs=_int_list(pick("nrr"), "nrr", 8),
                  sampling=_choice_list(pick("sampling"), "sampling", tuple(SAMPLING)),
-                 repeats=one_int("repeats", 1), warmup=one_int("warmup", 0), threads=one_int("threads", 1))
+                 repeats=one_int("repeats", 1), warmup=one_int("warmup", 0), threads=one_int("threads", 1),
+                 reference_batches=_int_list(pick("reference_batches"), "reference-batches", 1))
     return s
 
 
@@ -441,7 +445,7 @@ def run(args: argparse.Namespace) -> int:
                "ms_per_image_reference": None, "ms_per_image_min_reference": None, "times_ms_reference": None,
                "cpu_times_ms_reference": None, "peak_mb_reference": None, "speedup": None, "max_abs_diff": None}
         image = fast.pop("image").float().cpu()
-        if not args.no_reference:
+        if not args.no_reference and case.batch in settings.reference_batches:
             ref = measure(G, case, device, True, settings.warmup, settings.repeats, mem)
             diff = float((ref.pop("image").float().cpu() - image).abs().max())
             row.update(ms_per_image_reference=ref["ms_per_image"], ms_per_image_min_reference=ref["ms_per_image_min"],
