@@ -277,8 +277,8 @@ def render_rays(planes: Tensor | list[Tensor], decoder: DecoderFn, origins: Tens
     """Volume-render rays through tri-planes.
 
     origins, dirs [B, M, 3] -> (features [B, M, F], depth [B, M, 1], accumulated weight [B, M, 1]).
-    ``chunk`` bounds the rays per batch item processed at once (peak memory); results are identical with or
-    without chunking, including the depth clamp to the global sample-depth range.
+    ``chunk`` bounds the rays processed at once over the whole batch (peak memory, cache locality); results are
+    identical with or without chunking, including the depth clamp to the global sample-depth range.
     """
     b, m, _ = origins.shape
     if cfg.depth_resolution < 2 or (cfg.depth_resolution_importance > 0 and cfg.depth_resolution < 4):
@@ -288,7 +288,7 @@ def render_rays(planes: Tensor | list[Tensor], decoder: DecoderFn, origins: Tens
         near, far = auto_ray_limits(origins, dirs, cfg.box_warp)
     else:
         near, far = float(cfg.ray_start), float(cfg.ray_end)
-    step = m if not chunk or chunk >= m else int(chunk)
+    step = m if not chunk or chunk >= b * m else max(1, int(chunk) // b)  # chunk bounds rays per call, whole batch
     feats, depths, accs = [], [], []
     lo = hi = None
     for s0 in range(0, m, step):

@@ -30,7 +30,7 @@ class RenderOptions:
     depth_resolution_importance: int | None = None
     deterministic: bool = True                    # linspace coarse depths + linspace inverse-CDF (no flicker)
     noise_mode: str = "const"                     # backbone noise: "const", "random" or "none"
-    chunk: int | None = 65536                     # rays per chunk (per batch item); None: all at once
+    chunk: int | None = 8192                      # rays per render call over the whole batch; None: all at once
     plain: bool = False                           # use the literal reference operators (tests, benchmark)
 
 
