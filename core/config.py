@@ -169,6 +169,16 @@ class GeneratorConfig:
     eg3d_raw_alias: bool = False             # reproduce EG3D's image_raw aliasing (see SuperResolution.forward_with_alias)
     rendering: RenderingConfig = field(default_factory=RenderingConfig)
 
+    def __post_init__(self) -> None:
+        from .superres import SR_PLANS  # local import: superres depends on layers, not on config
+
+        if self.sr_kind is not None:
+            if self.sr_kind not in SR_PLANS:
+                raise ConfigError(f"sr_kind: {self.sr_kind!r} is not one of {sorted(SR_PLANS)}")
+            out = SR_PLANS[self.sr_kind].output_resolution
+            if out != self.img_resolution:
+                raise ConfigError(f"sr_kind {self.sr_kind} outputs {out} px but img_resolution is {self.img_resolution}")
+
 
 @dataclass
 class DiscriminatorConfig:

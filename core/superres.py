@@ -14,6 +14,7 @@ Variants, by EG3D class name (all are one :class:`SuperResolution` with a differ
 | 8X      | 512    | 128   | (128, 256, up), (64, 512, up)                         |
 | 8XDC    | 512    | 128   | (256, 256, up), (128, 512, up)                        |
 | 16XDC   | 1024   | 128   | (256, 256, up), (128, 512, up), (64, 1024, up)        |
+| 2X-64   | 64     | 32    | (64, 32, no-up), (32, 64, up)  (Trident: small CPU models) |
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ SR_PLANS: dict[str, SRPlan] = {
     "8X": SRPlan(512, 128, ((128, 256, True), (64, 512, True))),
     "8XDC": SRPlan(512, 128, ((256, 256, True), (128, 512, True))),
     "16XDC": SRPlan(1024, 128, ((256, 256, True), (128, 512, True), (64, 1024, True))),
+    "2X-64": SRPlan(64, 32, ((64, 32, False), (32, 64, True))),
 }
 
 # EG3D class names -> Trident kind
@@ -57,7 +59,7 @@ EG3D_SR_CLASSES = {
 
 def sr_kind_for_resolution(img_resolution: int) -> str:
     """EG3D's default choice of super-resolution module by output resolution."""
-    table = {128: "2X", 256: "4X", 512: "8XDC", 1024: "16XDC"}
+    table = {64: "2X-64", 128: "2X", 256: "4X", 512: "8XDC", 1024: "16XDC"}
     if img_resolution not in table:
         raise ValueError(f"no default super-resolution module for {img_resolution} px (choose one of {sorted(table)})")
     return table[img_resolution]

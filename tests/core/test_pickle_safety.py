@@ -681,7 +681,7 @@ def _fake_generator(decoder_net: Any = None, init_kwargs: Any = None, extra_modu
     dec2 = persistent("FullyConnectedLayer", {"_parameters": {"weight": torch.zeros(5, 16), "bias": torch.zeros(5)}})
     net = decoder_net if decoder_net is not None else persistent("FullyConnectedLayer", {"_modules": {"0": dec0, "2": dec2}})
     kw = init_kwargs if init_kwargs is not None else {
-        "z_dim": 8, "w_dim": 8, "c_dim": 25, "img_resolution": 32, "img_channels": 3,
+        "z_dim": 8, "w_dim": 8, "c_dim": 25, "img_resolution": 128, "img_channels": 3,
         "rendering_kwargs": {"superresolution_module": "training.superresolution.SuperresolutionHybrid2X",
                              "depth_resolution": 4, "depth_resolution_importance": 4}}
     modules = {"decoder": persistent("FullyConnectedLayer", {"_modules": {"net": net}}), **(extra_modules or {})}
