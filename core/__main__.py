@@ -4,14 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import bench, samples
+from .commands import bench, metrics, samples
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Trident inference commands")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (samples, bench):
+    for module in (samples, bench, metrics):
         module.add_parser(sub)
     return parser
 

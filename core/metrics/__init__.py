@@ -1,0 +1,1 @@
+"""Image-set metrics (``python -m core metrics``)."""
