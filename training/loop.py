@@ -1,0 +1,389 @@
+"""The EG3D training loop (Chan et al. 2022, §4.3 and Appendix B; StyleGAN2-ADA's loop structure).
+
+One step = four phases, each accumulating gradients over ``batch / batch_gpu`` micro-batches:
+
+* Gmain: non-saturating loss of D on fakes (GPC-swapped conditioning, current rendering resolution);
+* Greg (every ``density_reg_every`` steps): L1 density smoothness, weighted by the interval (lazy);
+* Dmain: logistic loss on fakes and reals (reals: image + blurred, resized raw image);
+* Dreg (every ``r1_interval`` steps): R1 on both real inputs, weighted by the interval (lazy).
+
+The loop owns the plumbing (optimisers, EMA, schedules, logging, snapshots); losses and schedules are the pure
+functions of :mod:`training.losses` and :mod:`training.schedules`. Snapshots are Trident files written atomically
+and hold everything needed to resume: G, G_ema, D, both optimisers, counters and RNG states.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from core.cameras import Camera
+from core.checkpoint import Snapshot, build_discriminator, build_generator, load_snapshot, load_state_strict, save_snapshot
+from core.config import to_dict
+from core.triplane import RenderOptions, TriPlaneGenerator
+
+from . import losses, schedules
+from .config import TrainConfig, discriminator_config, dump_config, generator_config
+
+SNAPSHOT_PREFIX = "network-snapshot-"
+
+
+@dataclass
+class Progress:
+    cur_nimg: int = 0
+    cur_tick: int = 0
+    batch_idx: int = 0
+    tick_start_nimg: int = 0
+    elapsed_sec: float = 0.0
+
+
+@dataclass
+class Trainer:
+    """Everything that changes during training (what a snapshot saves)."""
+
+    cfg: TrainConfig
+    G: TriPlaneGenerator
+    G_ema: TriPlaneGenerator
+    D: torch.nn.Module
+    G_opt: torch.optim.Optimizer
+    D_opt: torch.optim.Optimizer
+    progress: Progress = field(default_factory=Progress)
+    gen: torch.Generator = field(default_factory=torch.Generator)
+    fade_gpc: bool = True      # False after resume/init from a trained model: swap and blur start at their final values
+    fade_blur: bool = True
+    ema_rampup: float | None = 0.05
+    device: torch.device = torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# construction
+
+
+def build_trainer(cfg: TrainConfig, resolution: int, device: torch.device, label_std: np.ndarray | None = None,
+                  seed: int = 0) -> Trainer:
+    torch.manual_seed(seed)
+    G = build_generator(generator_config(cfg, resolution), device=device).train().requires_grad_(True)
+    if label_std is not None:
+        G.dataset_label_std.copy_(torch.as_tensor(label_std, dtype=torch.float32))
+    D = build_discriminator(discriminator_config(cfg, resolution), device=device).train().requires_grad_(True)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    o = cfg.optim
+    g_lr, g_betas = schedules.lazy_regularization(o.glr, o.betas, cfg.loss.density_reg_every
+                                                  if cfg.loss.density_reg > 0 else 0)
+    d_lr, d_betas = schedules.lazy_regularization(o.dlr, o.betas, cfg.loss.r1_interval if cfg.loss.r1_gamma > 0 else 0)
+    G_opt = torch.optim.Adam(G.parameters(), lr=g_lr, betas=g_betas, eps=o.eps)
+    D_opt = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas, eps=o.eps)
+    gen = torch.Generator().manual_seed(seed)
+    return Trainer(cfg=cfg, G=G, G_ema=G_ema, D=D, G_opt=G_opt, D_opt=D_opt, gen=gen, device=device)
+
+
+def init_from(trainer: Trainer, path: str | os.PathLike) -> None:
+    """Fine-tune: copy G/G_ema/D weights from a Trident or EG3D model file (shapes must match the config)."""
+    snap = load_snapshot(path)
+    load_state_strict(trainer.G, snap.G if snap.G is not None else snap.G_ema, "G")
+    load_state_strict(trainer.G_ema, snap.G_ema, "G_ema")
+    if snap.D is not None:
+        load_state_strict(trainer.D, snap.D, "D")
+    trainer.fade_gpc = trainer.fade_blur = False  # EG3D: no swap/blur fade and no EMA ramp-up when resuming
+    trainer.ema_rampup = None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# one step
+
+
+def _render_opts(nrr: int) -> RenderOptions:
+    return RenderOptions(resolution=nrr, deterministic=False, noise_mode="random", chunk=None)
+
+
+def run_G(t: Trainer, z: Tensor, c: Tensor, swapping_prob: float, nrr: int, update_emas: bool = False) -> dict:
+    """Generator pass with pose-conditioning swap and optional style mixing (EG3D ``run_G``)."""
+    c_cond = losses.swap_conditioning(c, swapping_prob, t.gen)
+    ws = t.G.mapping(z, c_cond, update_emas=update_emas)
+    mix = t.cfg.loss.style_mixing_prob
+    if mix > 0 and float(torch.rand([], generator=t.gen)) < mix:
+        cutoff = int(torch.randint(1, ws.shape[1], [], generator=t.gen))
+        z2 = torch.randn(z.shape, generator=t.gen).to(z.device)
+        ws = torch.cat([ws[:, :cutoff], t.G.mapping(z2, c_cond, update_emas=False)[:, cutoff:]], dim=1)
+    return t.G.synthesis(ws, c, _render_opts(nrr))
+
+
+def run_D(t: Trainer, img: dict, c: Tensor, blur_sigma: float) -> Tensor:
+    """Discriminator pass; the super-resolved image is blurred while the blur fades out (EG3D ``run_D``)."""
+    img = dict(img)
+    img["image"] = losses.blur(img["image"], blur_sigma)
+    return t.D(img, c)
+
+
+def _random_labels(labels: np.ndarray, n: int, gen: torch.Generator, device) -> Tensor:
+    idx = torch.randint(len(labels), (n,), generator=gen)
+    return torch.from_numpy(labels[idx.numpy()]).to(device)
+
+
+def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray) -> dict[str, float]:
+    """One optimisation step on a full batch (phases Gmain, Greg, Dmain, Dreg); returns mean terms for logging."""
+    cfg, L, dev = t.cfg, t.cfg.loss, t.device
+    p = t.progress
+    nimg = p.cur_nimg
+    swap = schedules.swapping_prob(nimg, L.gpc_reg_prob if L.gen_pose_cond else None,
+                                   L.gpc_reg_fade_kimg if t.fade_gpc else 0)
+    nrr = schedules.neural_rendering_resolution(nimg, L.neural_rendering_resolution_initial,
+                                                L.neural_rendering_resolution_final,
+                                                L.neural_rendering_resolution_fade_kimg)
+    sigma = schedules.blur_sigma(nimg, L.blur_init_sigma, cfg.blur_fade_kimg) if t.fade_blur else 0.0
+    batch, micro = reals.shape[0], cfg.optim.batch_gpu
+    stats: dict[str, list[float]] = {}
+
+    def note(name: str, value: Tensor) -> None:
+        stats.setdefault(name, []).append(float(value.detach().mean()))
+
+    real_chunks = list(zip(reals.split(micro), real_c.split(micro)))
+    n_rounds = len(real_chunks)
+    gen_z = torch.randn(batch, cfg.generator.z_dim, generator=t.gen).to(dev).split(micro)
+    gen_c = _random_labels(all_labels, batch, t.gen, dev).split(micro)
+
+    def phase(module: torch.nn.Module, opt: torch.optim.Optimizer, body: Callable[[int], Tensor]) -> None:
+        """zero grads, accumulate body(round) / rounds over the micro-batches, sanitize, step."""
+        t.G.requires_grad_(module is t.G)
+        t.D.requires_grad_(module is t.D)
+        opt.zero_grad(set_to_none=True)
+        for i in range(n_rounds):
+            (body(i) / n_rounds).backward()
+        _sanitize_grads(module)
+        opt.step()
+        module.requires_grad_(False)
+
+    def g_main(i: int) -> Tensor:
+        fake = run_G(t, gen_z[i], gen_c[i], swap, nrr)
+        loss = losses.g_nonsaturating(run_D(t, fake, gen_c[i], sigma))
+        note("loss/G", loss)
+        return loss.mean()
+
+    def g_reg(i: int) -> Tensor:  # density smoothness; one swap draw for the whole batch, as the reference
+        z, c = gen_z[i], gen_c[i]
+        c_cond = torch.roll(c, 1, 0) if float(torch.rand([], generator=t.gen)) < swap else c
+        planes = t.G.planes(t.G.mapping(z, c_cond), noise_mode="random")
+        reg = losses.density_smoothness(lambda x: t.G.sample_planes(planes, x)["sigma"], z.shape[0],
+                                        L.density_reg_p_dist, generator=t.gen, device=dev)
+        note("loss/G_density", reg)
+        return reg * L.density_reg * L.density_reg_every
+
+    def real_inputs(i: int, requires_grad: bool) -> tuple[dict, Tensor]:
+        real, rc = real_chunks[i]
+        raw = losses.blur(F.interpolate(real, size=(nrr, nrr), mode="bilinear", align_corners=False,
+                                        antialias=True), sigma)
+        return {"image": real.detach().requires_grad_(requires_grad),
+                "image_raw": raw.detach().requires_grad_(requires_grad)}, rc
+
+    def d_main(i: int) -> Tensor:
+        with torch.no_grad():
+            fake = run_G(t, gen_z[i], gen_c[i], swap, nrr, update_emas=True)
+        fake_logits = run_D(t, fake, gen_c[i], sigma)
+        img, rc = real_inputs(i, False)
+        real_logits = run_D(t, img, rc, sigma)
+        note("loss/D_fake", F.softplus(fake_logits))
+        note("loss/D_real", F.softplus(-real_logits))
+        note("D/real_sign", real_logits.sign())
+        return losses.d_logistic(real_logits, fake_logits).mean()
+
+    def d_reg(i: int) -> Tensor:  # R1 on both the image and the raw image (dual discrimination)
+        img, rc = real_inputs(i, True)
+        r1 = losses.r1_penalty(run_D(t, img, rc, sigma), [img["image"], img["image_raw"]])
+        note("loss/D_r1", r1)
+        return (r1 * (L.r1_gamma / 2)).mean() * L.r1_interval
+
+    phase(t.G, t.G_opt, g_main)
+    if L.density_reg > 0 and L.density_reg_every > 0 and p.batch_idx % L.density_reg_every == 0:
+        phase(t.G, t.G_opt, g_reg)
+    phase(t.D, t.D_opt, d_main)
+    if L.r1_gamma > 0 and L.r1_interval > 0 and p.batch_idx % L.r1_interval == 0:
+        phase(t.D, t.D_opt, d_reg)
+
+    # EMA
+    beta = schedules.ema_beta(batch, nimg, cfg.ema_kimg, t.ema_rampup)
+    with torch.no_grad():
+        for pe, pg in zip(t.G_ema.parameters(), t.G.parameters()):
+            pe.copy_(pg.detach().lerp(pe, beta))
+        for be, bg in zip(t.G_ema.buffers(), t.G.buffers()):
+            be.copy_(bg)
+    p.cur_nimg += batch
+    p.batch_idx += 1
+    out = {k: float(np.mean(v)) for k, v in stats.items()}
+    out.update({"schedule/swap_prob": swap, "schedule/nrr": nrr, "schedule/blur_sigma": sigma, "schedule/ema_beta": beta})
+    return out
+
+
+def _sanitize_grads(module: torch.nn.Module) -> None:
+    """NaN/Inf gradients -> finite (EG3D: nan_to_num(nan=0, posinf=1e5, neginf=-1e5))."""
+    for prm in module.parameters():
+        if prm.grad is not None:
+            torch.nan_to_num_(prm.grad, nan=0.0, posinf=1e5, neginf=-1e5)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# snapshots
+
+
+def rng_state(t: Trainer) -> dict:
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "trainer": t.gen.get_state(),
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
+                      float(np_state[4])],
+            "python": _py_state_to_plain(random.getstate())}
+
+
+def _py_state_to_plain(state) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def set_rng_state(t: Trainer, state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    t.gen.set_state(state["trainer"])
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    v, internal, gauss = state["python"]
+    random.setstate((v, tuple(internal), gauss))
+
+
+def save_training_snapshot(t: Trainer, path: Path, extra_meta: dict | None = None) -> None:
+    p = t.progress
+    train_state = {
+        "G_opt": t.G_opt.state_dict(), "D_opt": t.D_opt.state_dict(),
+        "progress": {"cur_nimg": p.cur_nimg, "cur_tick": p.cur_tick, "batch_idx": p.batch_idx,
+                     "tick_start_nimg": p.tick_start_nimg, "elapsed_sec": p.elapsed_sec},
+        "flags": {"fade_gpc": t.fade_gpc, "fade_blur": t.fade_blur, "ema_rampup": t.ema_rampup},
+        "rng": rng_state(t), "config": to_dict(t.cfg),
+    }
+    snap = Snapshot(generator=t.G_ema.cfg, G_ema=t.G_ema.state_dict(), G=t.G.state_dict(),
+                    discriminator=t.D.cfg, D=t.D.state_dict(), extra={"train": train_state, **(extra_meta or {})})
+    save_snapshot(path, snap)
+
+
+def restore_training_snapshot(t: Trainer, path: Path) -> None:
+    snap = load_snapshot(path)
+    train = snap.extra.get("train")
+    if train is None:
+        raise ValueError(f"{path.name} holds no training state (use --init to fine-tune from it)")
+    load_state_strict(t.G, snap.G, "G")
+    load_state_strict(t.G_ema, snap.G_ema, "G_ema")
+    load_state_strict(t.D, snap.D, "D")
+    t.G_opt.load_state_dict(train["G_opt"])
+    t.D_opt.load_state_dict(train["D_opt"])
+    t.progress = Progress(**train["progress"])
+    flags = train["flags"]
+    t.fade_gpc, t.fade_blur, t.ema_rampup = flags["fade_gpc"], flags["fade_blur"], flags["ema_rampup"]
+    set_rng_state(t, train["rng"])
+
+
+def snapshot_name(cur_nimg: int) -> str:
+    return f"{SNAPSHOT_PREFIX}{cur_nimg // 1000:06d}.pkl"
+
+
+def latest_snapshot(run_dir: Path) -> Path | None:
+    snaps = sorted(run_dir.glob(f"{SNAPSHOT_PREFIX}*.pkl"))
+    return snaps[-1] if snaps else None
+
+
+def find_resume_run(outdir: Path) -> Path | None:
+    """The newest run folder under ``outdir`` that holds a snapshot (for ``--resume auto``)."""
+    runs = sorted((d for d in outdir.glob("[0-9][0-9][0-9][0-9][0-9]-*") if d.is_dir()), reverse=True)
+    for d in runs:
+        if latest_snapshot(d) is not None:
+            return d
+    return None
+
+
+def new_run_dir(outdir: Path, desc: str) -> Path:
+    outdir.mkdir(parents=True, exist_ok=True)
+    ids = [int(d.name[:5]) for d in outdir.glob("[0-9][0-9][0-9][0-9][0-9]-*") if d.name[:5].isdigit()]
+    run = outdir / f"{(max(ids) + 1 if ids else 0):05d}-{desc}"
+    run.mkdir()
+    return run
+
+
+# ----------------------------------------------------------------------------------------------------------
+# grids and logging
+
+
+@torch.no_grad()
+def save_grid(G: TriPlaneGenerator, path: Path, grid: tuple[int, int], seed: int = 0) -> None:
+    """Fakes from fixed latents; each column is one latent seen from a sweep of yaw angles (3D consistency at a
+    glance). Rows: image, then the raw neural rendering upsampled."""
+    from PIL import Image
+
+    cols, rows = grid
+    r = G.cfg.rendering
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(rows, G.z_dim, generator=g)
+    yaws = torch.linspace(-0.5, 0.5, cols)
+    cond = Camera.frontal_offset(0.0, 0.0, r.avg_camera_pivot, r.avg_camera_radius).to_label().repeat(rows, 1)
+    ws = G.mapping(z.to(G.dataset_label_std.device), cond.to(G.dataset_label_std.device), truncation_psi=0.7)
+    planes = G.planes(ws)
+    tiles = []
+    for row in range(rows):
+        line = []
+        for yaw in yaws:
+            cam = Camera.frontal_offset(float(yaw), 0.0, r.avg_camera_pivot, r.avg_camera_radius).to_label()
+            out = G.synthesis(ws[row:row + 1], cam.to(ws.device), RenderOptions(), planes=planes[row:row + 1])
+            line.append(out["image"][0].float().cpu())
+        tiles.append(torch.cat(line, dim=2))
+    img = torch.cat(tiles, dim=1)
+    arr = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    tmp = path.with_suffix(".tmp.png")
+    Image.fromarray(arr).save(tmp)
+    os.replace(tmp, path)
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the loop
+
+
+def training_loop(t: Trainer, batches, all_labels: np.ndarray, run_dir: Path, total_kimg: float, snap_kimg: float,
+                  tick_kimg: float, on_tick: Callable[[dict], None] | None = None) -> None:
+    """Train until ``total_kimg``; log every tick, write a grid + snapshot every ``snap_kimg`` and at the end."""
+    p = t.progress
+    stats_path = run_dir / "stats.jsonl"
+    next_snap = (p.cur_nimg // int(snap_kimg * 1000) + 1) * int(snap_kimg * 1000)
+    tick_start = time.time()
+    it = iter(batches)
+    acc: dict[str, list[float]] = {}
+    while p.cur_nimg < total_kimg * 1000:
+        reals, labels = next(it)
+        for k, v in train_step(t, reals, labels, all_labels).items():
+            acc.setdefault(k, []).append(v)
+        done = p.cur_nimg >= total_kimg * 1000
+        if p.cur_nimg - p.tick_start_nimg >= tick_kimg * 1000 or done:
+            dt = time.time() - tick_start
+            p.elapsed_sec += dt
+            kimg_done = (p.cur_nimg - p.tick_start_nimg) / 1000
+            record = {"tick": p.cur_tick, "kimg": p.cur_nimg / 1000, "sec_per_kimg": dt / max(kimg_done, 1e-9),
+                      "elapsed_sec": p.elapsed_sec, **{k: float(np.mean(v)) for k, v in acc.items()}}
+            append_jsonl(stats_path, record)
+            if on_tick is not None:
+                on_tick(record)
+            acc.clear()
+            p.cur_tick += 1
+            p.tick_start_nimg = p.cur_nimg
+            tick_start = time.time()
+        if p.cur_nimg >= next_snap or done:
+            save_grid(t.G_ema, run_dir / f"fakes{p.cur_nimg // 1000:06d}.png", t.cfg.run.grid, t.cfg.run.seed)
+            save_training_snapshot(t, run_dir / snapshot_name(p.cur_nimg))
+            next_snap = (p.cur_nimg // int(snap_kimg * 1000) + 1) * int(snap_kimg * 1000)
