@@ -11,9 +11,9 @@ import argparse
 import sys
 from types import ModuleType
 
-from .commands import dataset
+from .commands import dataset, train
 
-COMMANDS: tuple[ModuleType, ...] = (dataset,)
+COMMANDS: tuple[ModuleType, ...] = (dataset, train)
 PROJECT_PACKAGES = ("core", "training", "app")
 
 

@@ -29,7 +29,8 @@ from torch import Tensor
 
 from core.cameras import Camera
 from core.checkpoint import Snapshot, build_discriminator, build_generator, load_snapshot, load_state_strict, save_snapshot
-from core.config import to_dict
+from core.config import ConfigError, to_dict
+from core.network_pickle import CheckpointError
 from core.triplane import RenderOptions, TriPlaneGenerator
 
 from . import losses, schedules
@@ -70,12 +71,22 @@ class Trainer:
 
 
 def build_trainer(cfg: TrainConfig, resolution: int, device: torch.device, label_std: np.ndarray | None = None,
-                  seed: int = 0) -> Trainer:
+                  seed: int = 0, init: Snapshot | None = None) -> Trainer:
+    """Fresh modules from the config, or (``init``) the architecture *and* weights of a model file."""
     torch.manual_seed(seed)
-    G = build_generator(generator_config(cfg, resolution), device=device).train().requires_grad_(True)
+    gcfg = init.generator if init is not None else generator_config(cfg, resolution)
+    dcfg = init.discriminator if init is not None and init.discriminator is not None else \
+        discriminator_config(cfg, resolution)
+    if gcfg.img_resolution != resolution:
+        raise ConfigError(f"the model makes {gcfg.img_resolution} px images but the dataset has {resolution} px")
+    G = build_generator(gcfg, device=device).train().requires_grad_(True)
+    D = build_discriminator(dcfg, device=device).train().requires_grad_(True)
+    if init is not None:
+        load_state_strict(G, init.G if init.G is not None else init.G_ema, "G")
+        if init.D is not None:
+            load_state_strict(D, init.D, "D")
     if label_std is not None:
         G.dataset_label_std.copy_(torch.as_tensor(label_std, dtype=torch.float32))
-    D = build_discriminator(discriminator_config(cfg, resolution), device=device).train().requires_grad_(True)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     o = cfg.optim
     g_lr, g_betas = schedules.lazy_regularization(o.glr, o.betas, cfg.loss.density_reg_every
@@ -84,18 +95,12 @@ def build_trainer(cfg: TrainConfig, resolution: int, device: torch.device, label
     G_opt = torch.optim.Adam(G.parameters(), lr=g_lr, betas=g_betas, eps=o.eps)
     D_opt = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas, eps=o.eps)
     gen = torch.Generator().manual_seed(seed)
-    return Trainer(cfg=cfg, G=G, G_ema=G_ema, D=D, G_opt=G_opt, D_opt=D_opt, gen=gen, device=device)
-
-
-def init_from(trainer: Trainer, path: str | os.PathLike) -> None:
-    """Fine-tune: copy G/G_ema/D weights from a Trident or EG3D model file (shapes must match the config)."""
-    snap = load_snapshot(path)
-    load_state_strict(trainer.G, snap.G if snap.G is not None else snap.G_ema, "G")
-    load_state_strict(trainer.G_ema, snap.G_ema, "G_ema")
-    if snap.D is not None:
-        load_state_strict(trainer.D, snap.D, "D")
-    trainer.fade_gpc = trainer.fade_blur = False  # EG3D: no swap/blur fade and no EMA ramp-up when resuming
-    trainer.ema_rampup = None
+    t = Trainer(cfg=cfg, G=G, G_ema=G_ema, D=D, G_opt=G_opt, D_opt=D_opt, gen=gen, device=device)
+    if init is not None:
+        load_state_strict(t.G_ema, init.G_ema, "G_ema")
+        t.fade_gpc = t.fade_blur = False  # EG3D: no swap/blur fade and no EMA ramp-up when starting from a model
+        t.ema_rampup = None
+    return t
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -274,7 +279,7 @@ def restore_training_snapshot(t: Trainer, path: Path) -> None:
     snap = load_snapshot(path)
     train = snap.extra.get("train")
     if train is None:
-        raise ValueError(f"{path.name} holds no training state (use --init to fine-tune from it)")
+        raise CheckpointError(f"{path.name} holds no training state (use --init to fine-tune from it)")
     load_state_strict(t.G, snap.G, "G")
     load_state_strict(t.G_ema, snap.G_ema, "G_ema")
     load_state_strict(t.D, snap.D, "D")
