@@ -115,6 +115,17 @@ class Objects:
         hi = np.where(self.present[..., None], self.centers + half, -np.inf).max(1)
         return lo, hi
 
+    def surface_distance(self, points: np.ndarray, b: int) -> np.ndarray:
+        """Approximate signed distance of points [N, 3] to the surface of object b (first order: f / |grad f|
+        per ellipsoid, minimum over ellipsoids; 0 on the surface, negative inside)."""
+        out = np.full(points.shape[0], np.inf)
+        for k in np.flatnonzero(self.present[b]):
+            local = (points - self.centers[b, k]) @ self.rot[b, k] / self.radii[b, k]
+            f = (local ** 2).sum(1) - 1
+            grad = 2 * (local / self.radii[b, k]) @ self.rot[b, k].T
+            out = np.minimum(out, f / np.linalg.norm(grad, axis=1))
+        return out
+
     def implicit(self, points: np.ndarray, b: int) -> np.ndarray:
         """min over present ellipsoids of |local(p)|^2 - 1 for points [N, 3] of object b (0 on the surface)."""
         out = np.full(points.shape[0], np.inf)
