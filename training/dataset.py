@@ -538,6 +538,8 @@ class InfiniteSampler(torch.utils.data.Sampler):
     def __init__(self, size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
         if world_size < 1 or not 0 <= rank < world_size:
             raise DatasetError(f"bad rank {rank} for world size {world_size}")
+        if seed < 0:
+            raise DatasetError(f"loader seed must be >= 0, got {seed}")
         if size < world_size:
             raise DatasetError(f"{size} items cannot be shared by {world_size} ranks")
         self.size, self.seed, self.rank, self.world_size = size, seed, rank, world_size

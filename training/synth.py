@@ -110,6 +110,8 @@ def generate_dataset(dest: str | os.PathLike, cfg: SynthConfig, *, batch: int = 
         raise DatasetError(f"ssaa must be in 1..8, got {cfg.ssaa}")
     if batch < 1:
         raise DatasetError(f"batch must be positive, got {batch}")
+    if cfg.seed < 0:
+        raise DatasetError(f"seed must be >= 0, got {cfg.seed}")
     return write_dataset(dest, iter_items(cfg, batch, workers, compress_level), total=cfg.count, overwrite=overwrite,
                          meta=cfg.meta(), compress_level=compress_level, progress=progress, desc="synth")
 

@@ -245,6 +245,8 @@ def test_synth_cli_and_info(tmp_path, capsys):
     assert main(["dataset", "synth", "--dest", str(tmp_path / "x.zip"), "--count", "2", "--resolution", "24"]) == 2
     assert "power of two" in capsys.readouterr().err
     assert main(["dataset", "synth", "--count", "2"]) == 2
+    assert main(["dataset", "synth", "--dest", str(tmp_path / "n.zip"), "--count", "2", "--seed", "-1"]) == 2
+    assert "seed must be >= 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["dataset", "synth", "--dest", "x.zip", "--count", "2", "--parts", "tail"])
 
