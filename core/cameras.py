@@ -170,7 +170,7 @@ class Camera:
 def flip_yaw_label(label: Tensor) -> Tensor:
     """Mirror a camera label left-right (EG3D ``flip_yaw``): negate entries [0,1], [0,2], [1,0], [2,0], [0,3]."""
     out = label.clone()
-    pose = out[..., :16].reshape(*out.shape[:-1], 4, 4)
+    pose = out[..., :16].reshape(*out.shape[:-1], 4, 4).clone()
     for r, c in ((0, 1), (0, 2), (1, 0), (2, 0), (0, 3)):
         pose[..., r, c] = -pose[..., r, c]
     out[..., :16] = pose.reshape(*out.shape[:-1], 16)

@@ -73,7 +73,7 @@ def make_rays(cam2world: Tensor, intrinsics: Tensor, resolution: int,
     y_cam = (v - cy) / fy
     z_cam = torch.ones_like(x_cam)
     pts = torch.stack([x_cam, y_cam, z_cam, torch.ones_like(z_cam)], dim=-1)  # [B, M, 4]
-    world = torch.bmm(cam2world, pts.permute(0, 2, 1)).permute(0, 2, 1)[..., :3]
+    world = torch.bmm(cam2world, pts.permute(0, 2, 1)).permute(0, 2, 1)[..., :3].contiguous()
     origin = cam2world[:, :3, 3]
     dirs = F.normalize(world - origin[:, None, :], dim=2)
     return origin[:, None, :].expand(b, dirs.shape[1], 3).contiguous(), dirs

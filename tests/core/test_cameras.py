@@ -187,3 +187,12 @@ def test_flip_yaw_label_mirrors_the_camera(pivot):
     cam, fcam = Camera.from_label(label), Camera.from_label(flipped)
     torch.testing.assert_close(fcam.origin, cam.origin * torch.tensor([-1.0, 1.0, 1.0]), atol=0, rtol=0)
     torch.testing.assert_close(torch.linalg.det(fcam.cam2world[:, :3, :3]), torch.ones(yaw.numel()), atol=1e-5, rtol=0)
+
+
+def test_flip_yaw_label_batched_equals_per_label():
+    from core.cameras import Camera, flip_yaw_label
+    labels = Camera.frontal_offset(torch.tensor([0.3, -0.2, 0.1]), torch.tensor([0.05, -0.1, 0.0])).to_label()
+    batched = flip_yaw_label(labels)
+    single = torch.stack([flip_yaw_label(lb) for lb in labels])
+    assert torch.equal(batched, single)
+    assert torch.equal(flip_yaw_label(batched), labels)
