@@ -17,22 +17,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
-    from .commands.common import UsageError
-    from .config import ConfigError
+    from .commands.common import run_cli
 
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (CheckpointError, ConfigError, UsageError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except OSError as e:
-        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 2
+    return run_cli(args.func, args)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ import argparse
 import sys
 from types import ModuleType
 
+from core.commands.common import run_cli
+
 from .commands import dataset, train
 
 COMMANDS: tuple[ModuleType, ...] = (dataset, train)
-PROJECT_PACKAGES = ("core", "training", "app")
 
 
 def build_parser(commands: tuple[ModuleType, ...] = COMMANDS) -> argparse.ArgumentParser:
@@ -26,26 +27,9 @@ def build_parser(commands: tuple[ModuleType, ...] = COMMANDS) -> argparse.Argume
     return parser
 
 
-def is_project_error(e: BaseException) -> bool:
-    """A ValueError subclass defined by this project: its message is meant for the user, on one line."""
-    return isinstance(e, ValueError) and type(e).__module__.split(".")[0] in PROJECT_PACKAGES
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args._run(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except OSError as e:
-        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 2
-    except ValueError as e:
-        if not is_project_error(e):
-            raise
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)
-        return 2
+    return run_cli(args._run, args)
 
 
 if __name__ == "__main__":

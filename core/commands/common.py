@@ -54,3 +54,30 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     """[3, H, W] in about [-1, 1] -> [H, W, 3] uint8 (EG3D: x * 127.5 + 128, clamped)."""
     x = (img.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
     return x.permute(1, 2, 0).cpu().numpy()
+
+
+PROJECT_PACKAGES = ("core", "training", "app")
+
+
+def is_project_error(e: BaseException) -> bool:
+    """A ValueError subclass defined by this project: its message is meant for the user, on one line."""
+    return isinstance(e, ValueError) and type(e).__module__.split(".")[0] in PROJECT_PACKAGES
+
+
+def run_cli(fn, args) -> int:
+    """Run a command; the project's own errors become one ``error: ...`` line on stderr and exit status 2."""
+    import sys
+
+    try:
+        return int(fn(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except ValueError as e:
+        if not is_project_error(e):
+            raise
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        return 2

@@ -41,6 +41,13 @@ def _parts(text: str) -> tuple[str, ...]:
     return parts
 
 
+def _add_write_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that write a dataset from existing images."""
+    p.add_argument("--alpha", choices=ALPHA_MODES, default="drop", help="RGBA -> RGB rule (default drop)")
+    p.add_argument("--compress-level", type=int, default=0, choices=range(10), metavar="0-9")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("dataset", help="make, convert, mirror and inspect datasets", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,9 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="output side, a power of two (default: the input side, which must be one)")
     c.add_argument("--transform", choices=TRANSFORMS, default="center-crop",
                    help="center-crop (default): central square; none: inputs must be square")
-    c.add_argument("--alpha", choices=ALPHA_MODES, default="drop", help="RGBA -> RGB rule (default drop)")
-    c.add_argument("--compress-level", type=int, default=0, choices=range(10), metavar="0-9")
-    c.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    _add_write_options(c)
     c.set_defaults(verb_run=_run_convert)
 
     m = verbs.add_parser("mirror", help="add left-right mirrored copies with flipped cameras",
@@ -91,9 +96,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                      "<name>_mirror.png, flipped left-right, with label flip_yaw(label).")
     m.add_argument("--source", type=Path, required=True, help="input .zip or folder")
     m.add_argument("--dest", type=Path, required=True, help="output .zip or folder")
-    m.add_argument("--alpha", choices=ALPHA_MODES, default="drop", help="RGBA -> RGB rule (default drop)")
-    m.add_argument("--compress-level", type=int, default=0, choices=range(10), metavar="0-9")
-    m.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    _add_write_options(m)
     m.set_defaults(verb_run=_run_mirror)
 
     i = verbs.add_parser("info", help="summarise a dataset and list its first problems",
