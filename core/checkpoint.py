@@ -17,6 +17,7 @@ import os
 import pickle
 import re
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,9 @@ def save_snapshot(path: str | os.PathLike, snap: Snapshot) -> None:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        delay = float(os.environ.get("TRIDENT_SNAPSHOT_WRITE_DELAY", "0") or 0)
+        if delay > 0:  # fault injection for crash tests: widen the window in which a write is in progress
+            time.sleep(delay)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     t = loop.build_trainer(cfg, dataset.resolution, device, dataset.label_std(), seed=cfg.run.seed, init=init)
     if resume_path is not None:
         loop.restore_training_snapshot(t, resume_path)
+        for stale in run_dir.glob("*.tmp"):  # half-written snapshots of a killed process (never renamed into place)
+            stale.unlink()
         print(f"resuming {run_dir.name} from {resume_path.name} at {t.progress.cur_nimg / 1000:.3f} kimg")
     else:
         desc = f"{Path(str(args.config)).stem}-{Path(cfg.data.path).stem}"
