@@ -64,6 +64,8 @@ class Trainer:
     fade_blur: bool = True
     ema_rampup: float | None = 0.05
     device: torch.device = torch.device("cpu")
+    rank: int = 0
+    world_size: int = 1
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -164,6 +166,7 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
         opt.zero_grad(set_to_none=True)
         for i in range(n_rounds):
             (body(i) / n_rounds).backward()
+        _all_reduce_grads(module, t.world_size)
         _sanitize_grads(module)
         opt.step()
         module.requires_grad_(False)
@@ -221,11 +224,38 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
             pe.copy_(pg.detach().lerp(pe, beta))
         for be, bg in zip(t.G_ema.buffers(), t.G.buffers()):
             be.copy_(bg)
-    p.cur_nimg += batch
+    p.cur_nimg += batch * t.world_size
     p.batch_idx += 1
     out = {k: float(np.mean(v)) for k, v in stats.items()}
     out.update({"schedule/swap_prob": swap, "schedule/nrr": nrr, "schedule/blur_sigma": sigma, "schedule/ema_beta": beta})
     return out
+
+
+def _all_reduce_grads(module: torch.nn.Module, world_size: int) -> None:
+    """Average gradients over processes (one flat all-reduce, as EG3D's loop does instead of a DDP wrapper)."""
+    if world_size <= 1:
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.flatten() for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= world_size
+    for g, part in zip(grads, flat.split([g.numel() for g in grads])):
+        g.copy_(part.reshape(g.shape))
+
+
+def check_replicas_consistent(t: Trainer) -> None:
+    """All processes must hold the same G and D weights (EG3D's DDP consistency check); a mismatch means the
+    gradient averaging is broken, which must stop the run rather than silently diverge."""
+    if t.world_size <= 1:
+        return
+    mine = torch.stack([sum(p.detach().double().square().sum() for p in m.parameters()) for m in (t.G, t.D)])
+    everyone = [torch.zeros_like(mine) for _ in range(t.world_size)]
+    torch.distributed.all_gather(everyone, mine)
+    for other in everyone:
+        if not torch.allclose(other, mine, rtol=1e-9, atol=0):
+            raise RuntimeError(f"process {t.rank}: model replicas diverged ({other.tolist()} vs {mine.tolist()})")
 
 
 def _sanitize_grads(module: torch.nn.Module) -> None:
@@ -381,14 +411,17 @@ def training_loop(t: Trainer, batches, all_labels: np.ndarray, run_dir: Path, to
             kimg_done = (p.cur_nimg - p.tick_start_nimg) / 1000
             record = {"tick": p.cur_tick, "kimg": p.cur_nimg / 1000, "sec_per_kimg": dt / max(kimg_done, 1e-9),
                       "elapsed_sec": p.elapsed_sec, **{k: float(np.mean(v)) for k, v in acc.items()}}
-            append_jsonl(stats_path, record)
-            if on_tick is not None:
-                on_tick(record)
+            if t.rank == 0:
+                append_jsonl(stats_path, record)
+                if on_tick is not None:
+                    on_tick(record)
             acc.clear()
             p.cur_tick += 1
             p.tick_start_nimg = p.cur_nimg
             tick_start = time.time()
         if p.cur_nimg >= next_snap or done:
-            save_grid(t.G_ema, run_dir / f"fakes{p.cur_nimg // 1000:06d}.png", t.cfg.run.grid, t.cfg.run.seed)
-            save_training_snapshot(t, run_dir / snapshot_name(p.cur_nimg))
+            check_replicas_consistent(t)
+            if t.rank == 0:
+                save_grid(t.G_ema, run_dir / f"fakes{p.cur_nimg // 1000:06d}.png", t.cfg.run.grid, t.cfg.run.seed)
+                save_training_snapshot(t, run_dir / snapshot_name(p.cur_nimg))
             next_snap = (p.cur_nimg // int(snap_kimg * 1000) + 1) * int(snap_kimg * 1000)

@@ -77,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
     if cfg.optim.precision != "fp32":
         raise UsageError(f"optim.precision {cfg.optim.precision!r} is not available for training in this version (fp32 only)")
 
-    device = resolve_device(args.device)
+    rank, world = _init_distributed(args.device)
+    device = resolve_device(args.device) if world == 1 else _rank_device(args.device)
+    if cfg.optim.batch % (cfg.optim.batch_gpu * world):
+        raise UsageError(f"optim.batch {cfg.optim.batch} must be a multiple of batch_gpu x processes "
+                         f"({cfg.optim.batch_gpu} x {world})")
     dataset = ImageDataset(cfg.data.path, max_size=cfg.data.max_size, xflip=cfg.data.xflip, random_seed=cfg.run.seed)
     group = min(cfg.discriminator.mbstd_group_size, cfg.optim.batch_gpu)
     if cfg.optim.batch_gpu % group:
@@ -85,21 +89,31 @@ def run(args: argparse.Namespace) -> int:
     # the architecture comes from the model file when fine-tuning or resuming, from the preset otherwise
     init = load_snapshot(args.init) if args.init else (load_snapshot(resume_path) if resume_path else None)
     t = loop.build_trainer(cfg, dataset.resolution, device, dataset.label_std(), seed=cfg.run.seed, init=init)
+    t.rank, t.world_size = rank, world
+    t.gen.manual_seed(cfg.run.seed * 1000 + rank)  # different latents and cameras per process
     if resume_path is not None:
         loop.restore_training_snapshot(t, resume_path)
-        for stale in run_dir.glob("*.tmp"):  # half-written snapshots of a killed process (never renamed into place)
-            stale.unlink()
-        print(f"resuming {run_dir.name} from {resume_path.name} at {t.progress.cur_nimg / 1000:.3f} kimg")
-    else:
+        if rank == 0:
+            for stale in run_dir.glob("*.tmp"):  # half-written snapshots of a killed process (never renamed in)
+                stale.unlink()
+            print(f"resuming {run_dir.name} from {resume_path.name} at {t.progress.cur_nimg / 1000:.3f} kimg")
+        if world > 1:
+            t.gen.manual_seed(cfg.run.seed * 1000 + rank + t.progress.batch_idx)
+    elif rank == 0:
         desc = f"{Path(str(args.config)).stem}-{Path(cfg.data.path).stem}"
         run_dir = loop.new_run_dir(args.outdir, desc)
-        print(f"new run {run_dir}")
-    (run_dir / "config.yaml").write_text(dump_config(cfg))
+        print(f"new run {run_dir}" + (f" ({world} processes)" if world > 1 else ""))
+    if world > 1:
+        holder = [str(run_dir) if rank == 0 else None]
+        torch.distributed.broadcast_object_list(holder, src=0)
+        run_dir = Path(holder[0])
+    if rank == 0:
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
 
-    batches = make_loader(dataset, cfg.optim.batch, workers=cfg.data.workers,
-                          seed=cfg.run.seed + t.progress.batch_idx, device=device)
+    batches = make_loader(dataset, cfg.optim.batch // world, workers=cfg.data.workers,
+                          seed=cfg.run.seed + t.progress.batch_idx, rank=rank, world_size=world, device=device)
     total = cfg.run.kimg
-    bar = tqdm(total=round(total, 3), initial=round(t.progress.cur_nimg / 1000, 3), unit="kimg",
+    bar = tqdm(total=round(total, 3), initial=round(t.progress.cur_nimg / 1000, 3), unit="kimg", disable=rank != 0,
                bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}{postfix}]")
 
     def on_tick(rec: dict) -> None:
@@ -113,5 +127,31 @@ def run(args: argparse.Namespace) -> int:
                            on_tick=on_tick)
     finally:
         bar.close()
-    print(f"done: {run_dir / loop.snapshot_name(t.progress.cur_nimg)}")
+        if world > 1:
+            torch.distributed.destroy_process_group()
+    if rank == 0:
+        print(f"done: {run_dir / loop.snapshot_name(t.progress.cur_nimg)}")
     return 0
+
+
+def _init_distributed(device_arg: str) -> tuple[int, int]:
+    """(rank, world size) under torchrun (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPU."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    use_cuda = device_arg != "cpu" and torch.cuda.is_available()
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def _rank_device(device_arg: str) -> torch.device:
+    import os
+
+    if device_arg != "cpu" and torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
