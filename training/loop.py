@@ -34,6 +34,7 @@ from core.network_pickle import CheckpointError
 from core.triplane import RenderOptions, TriPlaneGenerator
 
 from . import losses, schedules
+from .augment import AugmentPipe
 from .config import TrainConfig, discriminator_config, dump_config, generator_config
 
 SNAPSHOT_PREFIX = "network-snapshot-"
@@ -66,6 +67,8 @@ class Trainer:
     device: torch.device = torch.device("cpu")
     rank: int = 0
     world_size: int = 1
+    augment: "AugmentPipe | None" = None
+    ada_signs: list = field(default_factory=list)   # sign(D(real)) since the last p update
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -98,6 +101,8 @@ def build_trainer(cfg: TrainConfig, resolution: int, device: torch.device, label
     D_opt = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas, eps=o.eps)
     gen = torch.Generator().manual_seed(seed)
     t = Trainer(cfg=cfg, G=G, G_ema=G_ema, D=D, G_opt=G_opt, D_opt=D_opt, gen=gen, device=device)
+    if cfg.augment.mode != "noaug":
+        t.augment = AugmentPipe(cfg.augment.groups, p=cfg.augment.p if cfg.augment.mode == "fixed" else 0.0).to(device)
     if init is not None:
         load_state_strict(t.G_ema, init.G_ema, "G_ema")
         t.fade_gpc = t.fade_blur = False  # EG3D: no swap/blur fade and no EMA ramp-up when starting from a model
@@ -126,10 +131,37 @@ def run_G(t: Trainer, z: Tensor, c: Tensor, swapping_prob: float, nrr: int, upda
 
 
 def run_D(t: Trainer, img: dict, c: Tensor, blur_sigma: float) -> Tensor:
-    """Discriminator pass; the super-resolved image is blurred while the blur fades out (EG3D ``run_D``)."""
+    """Discriminator pass (EG3D ``run_D``): the super-resolved image is blurred while the blur fades out; with
+    augmentation, image and upsampled raw image are augmented *jointly* and the raw half resized back."""
     img = dict(img)
     img["image"] = losses.blur(img["image"], blur_sigma)
+    if t.augment is not None and float(t.augment.p) > 0:
+        size, raw_size = img["image"].shape[-1], img["image_raw"].shape[-1]
+        raw = F.interpolate(img["image_raw"], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        both = t.augment(torch.cat([img["image"], raw], 1), t.gen)
+        img["image"] = both[:, :3]
+        img["image_raw"] = F.interpolate(both[:, 3:], size=(raw_size, raw_size), mode="bilinear",
+                                         align_corners=False, antialias=True)
     return t.D(img, c)
+
+
+def update_augment(t: Trainer) -> None:
+    """Fixed p, or every ``interval`` steps the ADA rule on E[sign(D(real))] (averaged over processes)."""
+    a = t.cfg.augment
+    if t.augment is None:
+        return
+    if a.mode == "fixed":
+        t.augment.p.fill_(a.p)
+        return
+    if t.progress.batch_idx % a.interval or not t.ada_signs:
+        return
+    stat = torch.tensor([sum(t.ada_signs), len(t.ada_signs)], dtype=torch.float64)
+    if t.world_size > 1:
+        torch.distributed.all_reduce(stat)
+    t.ada_signs.clear()
+    new_p = schedules.ada_adjust(float(t.augment.p), float(stat[0] / stat[1]), a.target,
+                                 t.cfg.optim.batch, a.interval, a.kimg)
+    t.augment.p.fill_(new_p)
 
 
 def _random_labels(labels: np.ndarray, n: int, gen: torch.Generator, device) -> Tensor:
@@ -202,6 +234,7 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
         note("loss/D_fake", F.softplus(fake_logits))
         note("loss/D_real", F.softplus(-real_logits))
         note("D/real_sign", real_logits.sign())
+        t.ada_signs.extend(real_logits.detach().sign().flatten().tolist())
         return losses.d_logistic(real_logits, fake_logits).mean()
 
     def d_reg(i: int) -> Tensor:  # R1 on both the image and the raw image (dual discrimination)
@@ -226,7 +259,10 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
             be.copy_(bg)
     p.cur_nimg += batch * t.world_size
     p.batch_idx += 1
+    update_augment(t)
     out = {k: float(np.mean(v)) for k, v in stats.items()}
+    if t.augment is not None:
+        out["augment/p"] = float(t.augment.p)
     out.update({"schedule/swap_prob": swap, "schedule/nrr": nrr, "schedule/blur_sigma": sigma, "schedule/ema_beta": beta})
     return out
 
@@ -298,6 +334,7 @@ def save_training_snapshot(t: Trainer, path: Path, extra_meta: dict | None = Non
         "progress": {"cur_nimg": p.cur_nimg, "cur_tick": p.cur_tick, "batch_idx": p.batch_idx,
                      "tick_start_nimg": p.tick_start_nimg, "elapsed_sec": p.elapsed_sec},
         "flags": {"fade_gpc": t.fade_gpc, "fade_blur": t.fade_blur, "ema_rampup": t.ema_rampup},
+        "augment_p": float(t.augment.p) if t.augment is not None else None,
         "rng": rng_state(t), "config": to_dict(t.cfg),
     }
     snap = Snapshot(generator=t.G_ema.cfg, G_ema=t.G_ema.state_dict(), G=t.G.state_dict(),
@@ -319,6 +356,8 @@ def restore_training_snapshot(t: Trainer, path: Path) -> None:
     flags = train["flags"]
     t.fade_gpc, t.fade_blur, t.ema_rampup = flags["fade_gpc"], flags["fade_blur"], flags["ema_rampup"]
     set_rng_state(t, train["rng"])
+    if t.augment is not None and train.get("augment_p") is not None:
+        t.augment.p.fill_(train["augment_p"])
 
 
 def snapshot_name(cur_nimg: int) -> str:

@@ -72,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, overrides)
     if cfg.data.path is None:
         raise UsageError("no dataset: pass --data PATH (or set data.path)")
-    if cfg.augment.mode != "noaug":
-        raise UsageError(f"augment.mode {cfg.augment.mode!r} is not available in this version (use --set augment.mode=noaug)")
     if cfg.optim.precision != "fp32":
         raise UsageError(f"optim.precision {cfg.optim.precision!r} is not available for training in this version (fp32 only)")
 
