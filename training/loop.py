@@ -31,6 +31,7 @@ from core.cameras import Camera
 from core.checkpoint import Snapshot, build_discriminator, build_generator, load_snapshot, load_state_strict, save_snapshot
 from core.config import ConfigError, to_dict
 from core.network_pickle import CheckpointError
+from core.layers import set_half_dtype
 from core.triplane import RenderOptions, TriPlaneGenerator
 
 from . import losses, schedules
@@ -101,6 +102,10 @@ def build_trainer(cfg: TrainConfig, resolution: int, device: torch.device, label
     D_opt = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas, eps=o.eps)
     gen = torch.Generator().manual_seed(seed)
     t = Trainer(cfg=cfg, G=G, G_ema=G_ema, D=D, G_opt=G_opt, D_opt=D_opt, gen=gen, device=device)
+    if cfg.optim.precision != "fp32":  # half precision in the blocks EG3D runs in fp16 (num_fp16_res etc.)
+        half = {"fp16": torch.float16, "bf16": torch.bfloat16}[cfg.optim.precision]
+        for m in (t.G, t.G_ema, t.D):
+            set_half_dtype(m, half)
     if cfg.augment.mode != "noaug":
         t.augment = AugmentPipe(cfg.augment.groups, p=cfg.augment.p if cfg.augment.mode == "fixed" else 0.0).to(device)
     if init is not None:

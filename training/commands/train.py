@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, overrides)
     if cfg.data.path is None:
         raise UsageError("no dataset: pass --data PATH (or set data.path)")
-    if cfg.optim.precision != "fp32":
-        raise UsageError(f"optim.precision {cfg.optim.precision!r} is not available for training in this version (fp32 only)")
+    if cfg.optim.precision == "fp16" and not (args.device != "cpu" and torch.cuda.is_available()):
+        raise UsageError("optim.precision fp16 needs a CUDA device (use bf16 on CPU)")
 
     rank, world = _init_distributed(args.device)
     device = resolve_device(args.device) if world == 1 else _rank_device(args.device)
