@@ -1,26 +1,16 @@
 """``python -m core <command>``: Trident's inference commands. Run with ``--help`` for the list."""
 from __future__ import annotations
 
-import argparse
 import sys
 
 from .commands import bench, metrics, samples
+from .commands.common import cli_main
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Trident inference commands")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for module in (samples, bench, metrics):
-        module.add_parser(sub)
-    return parser
+COMMANDS = (samples, bench, metrics)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .commands.common import run_cli
-
-    args = build_parser().parse_args(argv)
-    return run_cli(args.func, args)
+    return cli_main("python -m core", "Trident inference commands", COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import torch
 

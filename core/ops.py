@@ -233,7 +233,15 @@ def conv2d_resample(x: Tensor, w: Tensor, f1d: Tensor | None, up: int = 1, down:
         return x
     if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
         return conv(x, w, pad=(py0, px0), flip=flip_weight)
-    raise NotImplementedError("conv2d_resample: unsupported padding/resampling combination")
+    # Generic path (asymmetric or negative padding, up and down together): upsample + pad, convolve, downsample.
+    if up > 1:
+        x = upfirdn2d(x, f1d, up=up, padding=(px0, px1, py0, py1), gain=up ** 2, plain=plain)
+    else:
+        x = _pad_or_crop(x, (px0, px1, py0, py1))
+    x = conv(x, w, flip=flip_weight)
+    if down > 1:
+        x = upfirdn2d(x, f1d, down=down, plain=plain)
+    return x
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -219,7 +219,7 @@ def composite(colors: Tensor, densities: Tensor, depths: Tensor, white_back: boo
 
     colors [B, M, K, C], raw densities [B, M, K, 1], depths [B, M, K, 1] ->
     (features in [-1, 1] [B, M, C], *unclamped* expected depth [B, M, 1], interval weights [B, M, K-1, 1]).
-    The caller clamps the depth to the global sample-depth range (see :func:`clamp_depth`).
+    The caller clamps the depth to the global sample-depth range (see :func:`render_rays`).
     """
     weights, depth, weight_total = interval_weights(densities, depths)
     rgb = torch.matmul(sample_weights(weights).squeeze(-1).unsqueeze(-2), colors).squeeze(-2)  # [B, M, C]
@@ -261,10 +261,6 @@ def finish_features(rgb: Tensor, weight_total: Tensor, white_back: bool) -> Tens
     return rgb * 2 - 1
 
 
-def clamp_depth(depth: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
-    return torch.clamp(depth, lo, hi)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # the renderer: coarse pass, importance pass, composite, in ray chunks
 
@@ -301,7 +297,7 @@ def render_rays(planes: Tensor | list[Tensor], decoder: DecoderFn, origins: Tens
         feats.append(rgb)
         depths.append(depth)
         accs.append(acc)
-    depth = clamp_depth(torch.cat(depths, 1), lo, hi)
+    depth = torch.clamp(torch.cat(depths, 1), lo, hi)  # global sample-depth range, across chunks
     return torch.cat(feats, 1), depth, torch.cat(accs, 1)
 
 

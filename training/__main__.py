@@ -7,29 +7,18 @@ Commands are modules in ``training/commands`` that expose ``add_parser(sub)`` an
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from types import ModuleType
 
-from core.commands.common import run_cli
+from core.commands.common import cli_main
 
 from .commands import dataset, train
 
 COMMANDS: tuple[ModuleType, ...] = (dataset, train)
 
 
-def build_parser(commands: tuple[ModuleType, ...] = COMMANDS) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training", description="Trident training commands")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for module in commands:
-        module.add_parser(sub).set_defaults(_run=module.run)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_cli(args._run, args)
+    return cli_main("python -m training", "Trident training commands", COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from core.triplane import RenderOptions, TriPlaneGenerator
 
 from . import losses, schedules
 from .augment import AugmentPipe
-from .config import TrainConfig, discriminator_config, dump_config, generator_config
+from .config import TrainConfig, discriminator_config, generator_config
 
 SNAPSHOT_PREFIX = "network-snapshot-"
 

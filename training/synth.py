@@ -30,7 +30,7 @@ import torch
 from core.cameras import fov_to_focal
 
 from .dataset import DatasetError, Item, encode_png, write_dataset
-from .synth_objects import (FOV_DEG, PART_GROUPS, PITCH_LIMIT, PITCH_STD, PIVOT, RADIUS, YAW_LIMIT, YAW_STD, Objects,
+from .synth_objects import (FOV_DEG, PITCH_LIMIT, PITCH_STD, PIVOT, RADIUS, YAW_LIMIT, YAW_STD, Objects,
                             sample_scene, sample_scenes)
 from .synth_render import render
 

@@ -71,7 +71,7 @@ def ffhq512_config() -> GeneratorConfig:
 # options
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure generator speed and memory (fast vs reference operators)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", type=Path, default=DEFAULT_NETWORK,
@@ -91,7 +91,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help="smallest settings (fixture only, batch 1, 1 repeat, no warm-up); explicit options win")
     p.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON output (default: ./bench.json)")
-    p.set_defaults(func=run)
+    return p
 
 
 def _int_list(text: str, what: str, minimum: int) -> list[int]:
@@ -479,7 +479,7 @@ def run(args: argparse.Namespace) -> int:
     result = {
         "format": "trident-bench", "version": 1,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"},
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")},
         "environment": env,
         "settings": {"models": settings.models, "batches": settings.batches,
                      "nrr": settings.nrrs if "ffhq512" in models else None,

@@ -64,6 +64,21 @@ def is_project_error(e: BaseException) -> bool:
     return isinstance(e, ValueError) and type(e).__module__.split(".")[0] in PROJECT_PACKAGES
 
 
+def build_parser(prog: str, description: str, commands) -> argparse.ArgumentParser:
+    """One subcommand per module; each module has ``add_parser(sub) -> parser`` and ``run(args) -> int``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in commands:
+        module.add_parser(sub).set_defaults(_run=module.run)
+    return parser
+
+
+def cli_main(prog: str, description: str, commands, argv: list[str] | None = None) -> int:
+    args = build_parser(prog, description, commands).parse_args(argv)
+    return run_cli(args._run, args)
+
+
 def run_cli(fn, args) -> int:
     """Run a command; the project's own errors become one ``error: ...`` line on stderr and exit status 2."""
     import sys

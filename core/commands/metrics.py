@@ -24,7 +24,7 @@ from .common import UsageError, resolve_device
 METRICS = ("swd",)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("metrics", help="image-set metrics against a dataset", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, help="Trident .pkl or EG3D network pickle")
@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
-    p.set_defaults(func=run)
+    return p
 
 
 def load_reals(data: str, num: int, resolution: int) -> tuple[torch.Tensor, list[str]]:

@@ -21,7 +21,7 @@ from .common import UsageError, resolve_device, seeds_arg, to_uint8
 BRANCHES = ("sr2d", "direct3d", "student")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("samples", help="render images for seeds", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, help="Trident .pkl or EG3D network pickle")
@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
                    help="fp16/bf16: run the blocks EG3D runs in half precision in that dtype (default fp32)")
     p.add_argument("--outdir", required=True, type=Path)
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -270,3 +270,15 @@ def test_normalize_2nd_moment(shape, dim):
     _assert_same(got, want, atol=1e-6, rtol=1e-5)
     ms = got[0].square().mean(dim=dim)
     torch.testing.assert_close(ms, torch.ones_like(ms), atol=1e-5, rtol=0)
+
+
+def test_conv2d_resample_generic_path_asymmetric_padding():
+    """Padding that no fast path handles (here: none at all, i.e. a 'valid' 3x3 conv, and a cropped 1x1) falls back
+    to pad/crop + conv, equal to the definition."""
+    from core import ops as _ops
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 3, 9, 9, generator=g)
+    w = torch.randn(4, 3, 3, 3, generator=g)
+    got = _ops.conv2d_resample(x, w, None, padding=-1)
+    want = torch.nn.functional.conv2d(x, w)[:, :, 1:-1, 1:-1]
+    torch.testing.assert_close(got, want)

@@ -19,7 +19,8 @@ import torch
 from core.commands.common import UsageError
 
 from ..dataset import ALPHA_MODES, TRANSFORMS, convert_dataset, describe_dataset, mirror_dataset
-from ..synth import PART_GROUPS, SynthConfig, benchmark, generate_dataset
+from ..synth import SynthConfig, benchmark, generate_dataset
+from ..synth_objects import PART_GROUPS
 
 
 def _positive(text: str) -> int:
