@@ -347,11 +347,13 @@ def save_training_snapshot(t: Trainer, path: Path, extra_meta: dict | None = Non
     save_snapshot(path, snap)
 
 
-def restore_training_snapshot(t: Trainer, path: Path) -> None:
-    snap = load_snapshot(path)
+def restore_training_snapshot(t: Trainer, source: Path | Snapshot) -> None:
+    """Continue from a snapshot (a path, or one already loaded): weights, optimisers, counters, RNG, augment p."""
+    snap = source if isinstance(source, Snapshot) else load_snapshot(source)
     train = snap.extra.get("train")
     if train is None:
-        raise CheckpointError(f"{path.name} holds no training state (use --init to fine-tune from it)")
+        name = getattr(source, "name", "the snapshot")
+        raise CheckpointError(f"{name} holds no training state (use --init to fine-tune from it)")
     load_state_strict(t.G, snap.G, "G")
     load_state_strict(t.G_ema, snap.G_ema, "G_ema")
     load_state_strict(t.D, snap.D, "D")

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     t.rank, t.world_size = rank, world
     t.gen.manual_seed(cfg.run.seed * 1000 + rank)  # different latents and cameras per process
     if resume_path is not None:
-        loop.restore_training_snapshot(t, resume_path)
+        loop.restore_training_snapshot(t, init)  # the snapshot already loaded above
         if rank == 0:
             for stale in run_dir.glob("*.tmp"):  # half-written snapshots of a killed process (never renamed in)
                 stale.unlink()
