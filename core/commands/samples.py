@@ -13,12 +13,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..cameras import DEFAULT_FOV_DEG, Camera
-from ..checkpoint import build_generator, load_snapshot
+from ..cameras import DEFAULT_FOV_DEG
+from ..model import BRANCHES, BranchError, load_model
 from ..triplane import RenderOptions
 from .common import UsageError, resolve_device, seeds_arg, to_uint8
-
-BRANCHES = ("sr2d", "direct3d", "student")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -47,37 +45,31 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    snap = load_snapshot(args.network)
-    if args.branch != "sr2d":
-        raise UsageError(f"branch {args.branch!r} is not in this model (it has: sr2d)")
-    G = build_generator(snap.generator, snap.G_ema, device)
+    model = load_model(args.network, device)
+    try:
+        model.check_branch(args.branch)
+    except BranchError as e:
+        raise UsageError(str(e)) from None
     if args.precision == "fp16" and device.type != "cuda":
         raise UsageError("--precision fp16 needs a CUDA device (use bf16 on CPU)")
-    G.set_precision(args.precision)
+    model.set_precision(args.precision)
     if args.nrr is not None and args.nrr < 8:
         raise UsageError("--nrr must be at least 8")
     if args.samples and (args.samples[0] < 2 or args.samples[1] < 0 or (args.samples[1] > 0 and args.samples[0] < 4)):
         raise UsageError("--samples needs COARSE >= 2 (>= 4 when IMPORTANCE > 0) and IMPORTANCE >= 0")
-    r = G.cfg.rendering
     opts = RenderOptions(resolution=args.nrr, deterministic=args.deterministic, noise_mode=args.noise_mode,
                          depth_resolution=args.samples[0] if args.samples else None,
                          depth_resolution_importance=args.samples[1] if args.samples else None)
-    pivot, radius = r.avg_camera_pivot, r.avg_camera_radius
-    cond = Camera.frontal_offset(0.0, 0.0, pivot, radius, args.fov_deg, device=device).to_label()
-    cam = Camera.frontal_offset(args.yaw, args.pitch, pivot, radius, args.fov_deg, device=device).to_label()
+    cond = model.camera_label(0.0, 0.0, fov_deg=args.fov_deg)
+    cam = model.camera_label(args.yaw, args.pitch, fov_deg=args.fov_deg)
     args.outdir.mkdir(parents=True, exist_ok=True)
     for seed in tqdm(args.seeds, desc="samples", unit="img", disable=len(args.seeds) < 2):
-        z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).to(device)
         gen = torch.Generator(device=device).manual_seed(seed)
-        with torch.no_grad():
-            ws = G.mapping(z, cond, truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff)
-            out = G.synthesis(ws, cam, opts, generator=gen)
+        ws = model.mapping(model.z_from_seed(seed), cond, truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff)
+        out = model.render(args.branch, ws, cam, opts, generator=gen)
         Image.fromarray(to_uint8(out["image"][0])).save(args.outdir / f"seed{seed:04d}.png")
         if args.save_npz:
-            np.savez(args.outdir / f"seed{seed:04d}.npz",
-                     image=out["image"][0].float().cpu().numpy(),
-                     image_depth=out["image_depth"][0].float().cpu().numpy(),
-                     image_raw=out["image_raw"][0].float().cpu().numpy(),
-                     ws=ws[0].float().cpu().numpy())
+            arrays = {k: out[k][0].float().cpu().numpy() for k in ("image", "image_depth", "image_raw") if k in out}
+            np.savez(args.outdir / f"seed{seed:04d}.npz", **arrays, ws=ws[0].float().cpu().numpy())
     print(f"wrote {len(args.seeds)} image(s) to {args.outdir}")
     return 0

@@ -1,0 +1,167 @@
+"""The inference API over a whole model file: one latent space, up to three renderers ("branches").
+
+A :class:`Model` wraps what a model file holds (Trident snapshot, EG3D or Mimic3D network pickle) and renders any
+branch it has from the same ``ws`` and camera label:
+
+* ``sr2d``     tri-plane NeRF at the neural rendering resolution + 2D super-resolution (EG3D);
+* ``direct3d`` coarse + detail tri-planes volume-rendered at the output resolution (Mimic3D);
+* ``student``  pose-conditioned convolutional generator distilled from the NeRF-GAN (Shahbazi et al. 2023).
+
+Every caller (``python -m core samples|video|mesh|invert``, the viewer, distillation) goes through
+:meth:`Model.render`, so a new branch is one entry in :data:`RENDERERS` and nothing else changes.
+
+Example::
+
+    model = load_model("model.pkl", device="cpu")
+    ws = model.mapping(model.z_from_seed(0), model.camera_label(0.0, 0.0))
+    out = model.render("sr2d", ws, model.camera_label(0.3, 0.0))   # {'image': [1, 3, H, W], ...}
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .cameras import DEFAULT_FOV_DEG, Camera
+from .checkpoint import build_generator, load_snapshot
+from .snapshot import Snapshot
+from .triplane import RenderOptions, TriPlaneGenerator
+
+BRANCHES = ("sr2d", "direct3d", "student")
+
+# Renderer signature: (model, ws [B, num_ws, w_dim], camera label [B, 25], options, torch.Generator | None)
+#   -> {'image': [B, 3, H, W] (about [-1, 1]), optionally 'image_depth': [B, 1, h, w], 'image_raw': [B, 3, h, w]}
+Renderer = Callable[["Model", Tensor, Tensor, RenderOptions, "torch.Generator | None"], dict[str, Tensor]]
+
+
+def _render_sr2d(model: "Model", ws: Tensor, c: Tensor, opts: RenderOptions,
+                 generator: torch.Generator | None) -> dict[str, Tensor]:
+    out = model.G.synthesis(ws, c, opts, generator=generator)
+    return {"image": out["image"], "image_depth": out["image_depth"], "image_raw": out["image_raw"]}
+
+
+RENDERERS: dict[str, Renderer] = {"sr2d": _render_sr2d}
+
+
+class BranchError(ValueError):
+    """A branch that the model does not have, or an unknown branch name."""
+
+
+@dataclass
+class Model:
+    """A loaded model: the tri-plane generator (``G_ema``) plus any other branches the file holds."""
+
+    snapshot: Snapshot
+    G: TriPlaneGenerator
+    device: torch.device
+    student: torch.nn.Module | None = None
+    path: str | None = None
+
+    # -- what the model has ---------------------------------------------------------------------------------
+    @property
+    def branches(self) -> tuple[str, ...]:
+        """Branch ids present in this model, in the canonical order of :data:`BRANCHES`."""
+        have = {"sr2d"}
+        if getattr(self.G, "has_direct3d", False):
+            have.add("direct3d")
+        if self.student is not None:
+            have.add("student")
+        return tuple(b for b in BRANCHES if b in have and b in RENDERERS)
+
+    def check_branch(self, branch: str) -> None:
+        if branch not in BRANCHES:
+            raise BranchError(f"unknown branch {branch!r} (choose from {', '.join(BRANCHES)})")
+        if branch not in self.branches:
+            raise BranchError(f"branch {branch!r} is not in this model (it has: {', '.join(self.branches)})")
+
+    @property
+    def z_dim(self) -> int:
+        return self.G.z_dim
+
+    @property
+    def w_dim(self) -> int:
+        return self.G.w_dim
+
+    @property
+    def num_ws(self) -> int:
+        return self.G.num_ws
+
+    @property
+    def pivot(self) -> tuple[float, float, float]:
+        return tuple(self.G.cfg.rendering.avg_camera_pivot)
+
+    @property
+    def radius(self) -> float:
+        return float(self.G.cfg.rendering.avg_camera_radius)
+
+    @property
+    def img_resolution(self) -> int:
+        return self.G.img_resolution
+
+    # -- latents and cameras --------------------------------------------------------------------------------
+    def z_from_seed(self, seed: int) -> Tensor:
+        """EG3D's ``gen_samples.py`` convention: ``RandomState(seed).randn(z_dim)``.  # [1, z_dim]"""
+        return torch.from_numpy(np.random.RandomState(seed).randn(1, self.z_dim)).float().to(self.device)
+
+    def camera_label(self, yaw: float = 0.0, pitch: float = 0.0, radius: float | None = None,
+                     fov_deg: float = DEFAULT_FOV_DEG) -> Tensor:
+        """Look-at orbit camera at yaw pi/2 + ``yaw``, pitch pi/2 + ``pitch`` (radians) around the model's pivot.
+        # [1, 25]"""
+        return Camera.frontal_offset(yaw, pitch, self.pivot, self.radius if radius is None else radius, fov_deg,
+                                     device=self.device).to_label()
+
+    def mapping(self, z: Tensor, c: Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = 14) -> Tensor:
+        """z [B, z_dim] (+ conditioning camera [B, 25], default frontal) -> ws [B, num_ws, w_dim]."""
+        if c is None:
+            c = self.camera_label().expand(z.shape[0], -1)
+        with torch.no_grad():
+            return self.G.mapping(z.to(self.device), c.to(self.device), truncation_psi=truncation_psi,
+                                  truncation_cutoff=truncation_cutoff)
+
+    def ws_from_seed(self, seed: int, truncation_psi: float = 1.0, truncation_cutoff: int | None = 14) -> Tensor:
+        """The samples command's latent for a seed (conditioned on the frontal camera).  # [1, num_ws, w_dim]"""
+        return self.mapping(self.z_from_seed(seed), None, truncation_psi, truncation_cutoff)
+
+    # -- rendering ------------------------------------------------------------------------------------------
+    def render(self, branch: str, ws: Tensor, c: Tensor, opts: RenderOptions = RenderOptions(),
+               generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Render ``branch`` for ws [B, num_ws, w_dim] from camera labels c [B, 25] (no autograd)."""
+        self.check_branch(branch)
+        if c.shape[0] != ws.shape[0]:
+            c = c.expand(ws.shape[0], -1)
+        with torch.no_grad():
+            return RENDERERS[branch](self, ws.to(self.device), c.to(self.device), opts, generator)
+
+    def set_precision(self, precision: str) -> None:
+        self.G.set_precision(precision)
+
+    def to(self, device: str | torch.device) -> "Model":
+        self.device = torch.device(device)
+        self.G.to(self.device)
+        if self.student is not None:
+            self.student.to(self.device)
+        return self
+
+
+# Builders of the optional branches stored in a snapshot's ``extra`` (e.g. the distilled student):
+# key in ``extra`` -> function (extra[key], device) -> module.
+EXTRA_BRANCH_BUILDERS: dict[str, Callable[[object, torch.device], torch.nn.Module]] = {}
+
+
+def model_from_snapshot(snap: Snapshot, device: str | torch.device = "cpu", path: str | None = None) -> Model:
+    device = torch.device(device)
+    G = build_generator(snap.generator, snap.G_ema, device)
+    student = None
+    if "student" in snap.extra and "student" in EXTRA_BRANCH_BUILDERS:
+        student = EXTRA_BRANCH_BUILDERS["student"](snap.extra["student"], device)
+    return Model(snapshot=snap, G=G, device=device, student=student, path=path)
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> Model:
+    """Load a Trident snapshot or an EG3D/Mimic3D network pickle (never executes code from the file)."""
+    return model_from_snapshot(load_snapshot(path), device, path=str(path))
