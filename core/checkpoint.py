@@ -6,6 +6,7 @@ A Trident snapshot is a ``torch.save`` archive of plain data only and loads with
     {"format": "trident-snapshot", "version": 1,
      "generator": {... GeneratorConfig as a dict ...}, "G_ema": state_dict,
      "G": state_dict | None, "discriminator": {...} | None, "D": state_dict | None,
+     "patch_discriminator": {...} | None, "D_patch": state_dict | None,   # Mimic3D stage 2; absent in older files
      "extra": {...}}     # other branches, optimizer/progress state, metadata: plain data and tensors
 
 :func:`load_snapshot` accepts both Trident files and EG3D network pickles (the latter through the restricted
@@ -108,6 +109,8 @@ def save_snapshot(path: str | os.PathLike, snap: Snapshot) -> None:
         "G": _plain_state(snap.G),
         "discriminator": to_dict(snap.discriminator) if snap.discriminator is not None else None,
         "D": _plain_state(snap.D),
+        "patch_discriminator": to_dict(snap.patch_discriminator) if snap.patch_discriminator is not None else None,
+        "D_patch": _plain_state(snap.D_patch),
         "extra": snap.extra,
     }
     path = Path(path)
@@ -167,12 +170,14 @@ def _read_trident(path: Path) -> Snapshot:
     try:
         gen = from_dict(GeneratorConfig, data["generator"], "generator")
         disc = from_dict(DiscriminatorConfig, data["discriminator"], "discriminator") if data.get("discriminator") else None
+        patch_disc = (from_dict(DiscriminatorConfig, data["patch_discriminator"], "patch_discriminator")
+                      if data.get("patch_discriminator") else None)
     except (ConfigError, KeyError) as e:
         raise CheckpointError(f"bad model config in file: {e}") from None
     if not isinstance(data.get("G_ema"), dict):
         raise CheckpointError("Trident snapshot has no G_ema weights")
     return Snapshot(generator=gen, G_ema=data["G_ema"], G=data.get("G"), discriminator=disc, D=data.get("D"),
-                    extra=data.get("extra") or {})
+                    patch_discriminator=patch_disc, D_patch=data.get("D_patch"), extra=data.get("extra") or {})
 
 
 def load_snapshot(path: str | os.PathLike) -> Snapshot:

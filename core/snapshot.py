@@ -18,4 +18,6 @@ class Snapshot:
     G: dict[str, torch.Tensor] | None = None
     discriminator: DiscriminatorConfig | None = None
     D: dict[str, torch.Tensor] | None = None
+    patch_discriminator: DiscriminatorConfig | None = None  # Mimic3D's unconditional patch discriminator
+    D_patch: dict[str, torch.Tensor] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # other branches, training state, metadata
