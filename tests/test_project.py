@@ -35,3 +35,12 @@ def test_torch_pinned_exactly():
             assert "==" in ln, f"unpinned requirement: {ln}"
     banned = {"torchvision", "lpips"}
     assert not any(ln.split("==")[0].strip().lower() in banned for ln in reqs)
+
+
+def test_nodeps_requirements_pinned_and_installed_by_both_readme_commands():
+    """lpips ships the LPIPS head weights; with its dependencies it would pull torchvision + a CUDA torch."""
+    lines = [ln.split("#")[0].strip() for ln in (ROOT / "requirements-nodeps.txt").read_text().splitlines()]
+    pins = [ln for ln in lines if ln]
+    assert pins and all("==" in ln for ln in pins), pins
+    for cmd in readme_commands():
+        assert "pip install -q --no-deps -r requirements-nodeps.txt" in cmd, cmd
