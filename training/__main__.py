@@ -12,9 +12,9 @@ from types import ModuleType
 
 from core.commands.common import cli_main
 
-from .commands import dataset, train
+from .commands import bench, dataset, train
 
-COMMANDS: tuple[ModuleType, ...] = (dataset, train)
+COMMANDS: tuple[ModuleType, ...] = (dataset, train, bench)
 
 
 def main(argv: list[str] | None = None) -> int:
