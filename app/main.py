@@ -1,0 +1,132 @@
+"""Command line of the viewer: ``python run_viz.py [--pkl X] [--device D] [--screenshot out.png [--frames N]
+[--size WxH]]``. Bad input -> one ``error: ...`` line and a non-zero exit status, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+EXIT_USAGE, EXIT_FAILED = 2, 1
+
+
+class UsageError(ValueError):
+    """Bad command-line input."""
+
+
+def default_model() -> Path:
+    """The bundled model: ``assets/default.pkl``, else the only ``.pkl`` in ``assets/``."""
+    preferred = ASSETS / "default.pkl"
+    if preferred.is_file():
+        return preferred
+    found = sorted(ASSETS.glob("*.pkl"))
+    if not found:
+        raise UsageError(f"no bundled model in {ASSETS}/ yet; pass one with --pkl PATH")
+    return found[0]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must look like 1280x800, got {text!r}") from None
+    if not (320 <= w <= 8192 and 240 <= h <= 8192):
+        raise UsageError(f"--size {w}x{h} is out of range (320x240 to 8192x8192)")
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python run_viz.py", description="Trident viewer: every branch of a 3D-aware "
+                                "GAN side by side, live.")
+    p.add_argument("--pkl", help="Trident .pkl, EG3D or Mimic3D network pickle (default: the bundled model)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
+    p.add_argument("--screenshot", metavar="PNG", help="headless capture: render, save the window as PNG, exit")
+    p.add_argument("--frames", type=int, default=3,
+                   help="with --screenshot: frames to run at least; the app also waits until every pane shows a "
+                        "finished render (default 3)")
+    p.add_argument("--timeout", type=float, default=600.0, help="with --screenshot: give up after this many seconds")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: all cores but one)")
+    return p
+
+
+def check_model_path(path: str) -> str:
+    if not os.path.exists(path):
+        raise UsageError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a directory, not a model file")
+    return path
+
+
+def screenshot(viewer, out: str, frames: int, timeout: float) -> int:
+    """Run frames until every pane shows a finished render (and at least ``frames``), then save the window."""
+    from .capture import save_png
+    deadline = time.monotonic() + timeout
+    n = 0
+    while True:
+        if viewer.info is None and viewer.load_error is not None and viewer.renderer.idle:
+            print(f"error: {viewer.load_error}", file=sys.stderr)
+            return EXIT_FAILED
+        ready = n + 1 >= frames and viewer.settled()
+        shot = viewer.step(capture=ready)
+        n += 1
+        if ready:
+            save_png(out, shot)
+            print(f"saved {out} ({shot.shape[1]}x{shot.shape[0]}, {n} frames)")
+            return 0
+        if time.monotonic() > deadline:
+            print(f"error: renders did not finish within {timeout:.0f} s", file=sys.stderr)
+            return EXIT_FAILED
+        if not viewer.renderer.idle:
+            time.sleep(0.01)  # leave the CPU to the render thread
+
+
+def run(args: argparse.Namespace) -> int:
+    size = parse_size(args.size)
+    path = check_model_path(args.pkl) if args.pkl else str(default_model())
+    if args.screenshot and not args.screenshot.lower().endswith(".png"):
+        raise UsageError("--screenshot must name a .png file")
+    if args.frames < 1:
+        raise UsageError("--frames must be at least 1")
+    import torch
+    if args.device != "auto" and not (args.device == "cpu" or args.device.startswith("cuda")):
+        raise UsageError(f"--device must be auto, cpu or cuda[:N], got {args.device!r}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) - 1))  # one core stays with the UI
+    from .headless import DisplayError, virtual_display
+    from .window import WindowError
+    try:
+        if args.screenshot:
+            with virtual_display(*size):
+                return _run_viewer(args, size, path)
+        return _run_viewer(args, size, path)
+    except (DisplayError, WindowError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run_viewer(args: argparse.Namespace, size: tuple[int, int], path: str) -> int:
+    from .viewer import Viewer
+    viewer = Viewer(width=size[0], height=size[1], device=args.device,
+                    fixed_dt=1 / 60 if args.screenshot else None)
+    try:
+        viewer.open_model(path)
+        if args.screenshot:
+            return screenshot(viewer, args.screenshot, args.frames, args.timeout)
+        return viewer.run(exit_on_load_error=True)
+    finally:
+        viewer.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,151 @@
+"""The real render backend: a ``core.model.Model`` behind the :class:`app.requests.Backend` interface.
+
+Runs on the render thread only. Caches (as the EG3D visualizer's backbone cache, eg3d_mimic3d_facts.md §G):
+mapped latents per (seed, psi, cutoff, conditioning camera), and for ``sr2d`` the tri-planes of the current latent,
+so orbiting, zooming and changing render options skip the StyleGAN2 backbone entirely.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from typing import Hashable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from core.cameras import fov_to_focal
+from core.model import Model, load_model
+from core.triplane import RenderOptions
+
+from .requests import BranchResult, LatentBank, LatentSpec, ModelInfo, RenderRequest, depth_range
+
+
+class LRU(OrderedDict):
+    """A tiny least-recently-used dict."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def get_or(self, key: Hashable, make):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = make()
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    return device
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """[1, 3, H, W] in about [-1, 1] -> [H, W, 3] uint8 (EG3D's x * 127.5 + 128, clamped)."""
+    x = (image[0].float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    return x.permute(1, 2, 0).cpu().numpy()
+
+
+class ModelBackend:
+    """Renders :class:`RenderRequest` s of one loaded model, any branch it has."""
+
+    def __init__(self, model: Model, bank: LatentBank | None = None, name: str | None = None):
+        self.model = model
+        self.bank = bank or LatentBank()
+        r = model.G.cfg.rendering
+        self.info = ModelInfo(
+            name=name or os.path.basename(model.path or "model"), branches=tuple(model.branches),
+            num_ws=model.num_ws, img_resolution=model.img_resolution,
+            neural_resolution=model.G.cfg.neural_rendering_resolution, depth_samples=r.depth_resolution,
+            importance_samples=r.depth_resolution_importance, radius=model.radius, pivot=model.pivot,
+            device=str(model.device))
+        self._ws_cache = LRU(64)
+        self._planes_cache = LRU(2)
+        self._lock = threading.Lock()  # ws() is also called by background jobs (mesh, video)
+
+    @classmethod
+    def open(cls, path: str, device: str = "auto", bank: LatentBank | None = None) -> "ModelBackend":
+        """Load a Trident / EG3D / Mimic3D model file (never executes code from it)."""
+        return cls(load_model(path, resolve_device(device)), bank)
+
+    # -- latents --------------------------------------------------------------------------------------------
+    def _seed_ws(self, seed: int, spec: LatentSpec) -> Tensor:
+        key = (seed, spec.psi, spec.cutoff, spec.cond_yaw, spec.cond_pitch)
+
+        def make() -> Tensor:
+            c = self.model.camera_label(spec.cond_yaw, spec.cond_pitch)
+            return self.model.mapping(self.model.z_from_seed(seed), c, spec.psi, spec.cutoff)
+        return self._ws_cache.get_or(key, make)
+
+    def ws(self, spec: LatentSpec) -> Tensor:
+        """The latent a spec describes.  # [1, num_ws, w_dim]"""
+        with self._lock, torch.no_grad():
+            return self._ws(spec)
+
+    def _ws(self, spec: LatentSpec) -> Tensor:
+        if spec.stored is not None:
+            return torch.from_numpy(self.bank.get(spec.stored))[None].to(self.model.device)
+        ws = self._seed_ws(spec.seed, spec)
+        if spec.interp_t != 0.0:
+            ws = torch.lerp(ws, self._seed_ws(spec.interp_seed, spec), float(spec.interp_t))
+        if spec.mix_seed is not None:
+            lo, hi = max(0, spec.mix_range[0]), min(self.model.num_ws, spec.mix_range[1])
+            if lo < hi:
+                ws = ws.clone()
+                ws[:, lo:hi] = self._seed_ws(spec.mix_seed, spec)[:, lo:hi]
+        return ws
+
+    # -- rendering ------------------------------------------------------------------------------------------
+    def _render(self, branch: str, spec: LatentSpec, ws: Tensor, c: Tensor, opts: RenderOptions) -> dict:
+        if branch == "sr2d":  # reuse the tri-planes while only the camera or render options change
+            planes = self._planes_cache.get_or((spec, opts.noise_mode), lambda: self.model.G.planes(ws, opts.noise_mode))
+            return self.model.G.synthesis(ws, c, opts, planes=planes)
+        return self.model.render(branch, ws, c, opts)
+
+    def render(self, request: RenderRequest, branch: str) -> BranchResult:
+        t0 = time.perf_counter()
+        cam = request.camera
+        opts = RenderOptions(resolution=request.resolution, depth_resolution=request.depth_samples,
+                             depth_resolution_importance=request.importance_samples,
+                             deterministic=request.deterministic)
+        with torch.no_grad():
+            ws = self.ws(request.latent)
+            c = self.model.camera_label(cam.yaw, cam.pitch, cam.radius, cam.fov_deg)
+            out = self._render(branch, request.latent, ws, c, opts)
+            res = BranchResult(branch=branch, request=request, image=to_uint8(out["image"]),
+                               focal=fov_to_focal(cam.fov_deg))
+            if "image_raw" in out:
+                res.raw = to_uint8(out["image_raw"])
+            if "image_depth" in out:
+                res.depth = out["image_depth"][0, 0].float().cpu().numpy()
+                res.depth_range = depth_range(res.depth)
+        if self.model.device.type == "cuda":
+            torch.cuda.synchronize(self.model.device)
+        res.render_ms = (time.perf_counter() - t0) * 1000
+        return res
+
+    def memory(self) -> str:
+        parts = []
+        if self.model.device.type == "cuda":
+            parts.append(f"CUDA {torch.cuda.memory_allocated(self.model.device) / 2**20:.0f} MiB "
+                         f"(peak {torch.cuda.max_memory_allocated(self.model.device) / 2**20:.0f})")
+        parts.append(f"process {process_rss_mib():.0f} MiB")
+        return ", ".join(parts)
+
+
+def process_rss_mib() -> float:
+    """Resident memory of this process (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,269 @@
+"""The viewer: one window with a control panel and one live pane per branch of the loaded model (+ a mesh pane).
+
+Frame loop (stylegan3 visualizer structure, eg3d_mimic3d_facts.md §G): take finished renders -> advance animations ->
+build the UI (widgets mutate ``state``; pane drags move the camera) -> submit the request the state describes ->
+draw. Rendering happens on the render thread (:mod:`app.async_renderer`); this thread never waits for it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections import deque
+from typing import Callable
+
+import glfw
+import numpy as np
+from imgui_bundle import imgui
+
+from .async_renderer import AsyncRenderer, LoadFailed, ModelLoaded
+from .capture import next_free, save_png
+from .mesh_view import MeshView
+from .orbit import auto_orbit, drag_orbit, pingpong, wheel_zoom
+from .panes import DIM_COLOR, DisplayShader, ImagePane
+from .recent import RecentFiles
+from .requests import Backend, BranchResult, LatentBank, ModelInfo, branch_label
+from .state import ViewerState
+from .widgets.camera import CameraWidget
+from .widgets.export import ExportWidget
+from .widgets.latent import LatentWidget
+from .widgets.model import ModelWidget
+from .widgets.perf import PerfWidget
+from .widgets.render import RenderWidget
+from .window import Window
+
+PANEL_WIDTH_EM = 26          # control panel width in font sizes
+LABEL_WIDTH_EM = 7.5         # room for the labels right of the controls
+PANE_FLAGS = (imgui.WindowFlags_.no_move | imgui.WindowFlags_.no_resize | imgui.WindowFlags_.no_collapse
+              | imgui.WindowFlags_.no_scrollbar | imgui.WindowFlags_.no_scroll_with_mouse
+              | imgui.WindowFlags_.no_saved_settings)
+
+
+def grid_layout(n: int, width: float, height: float) -> tuple[int, int, float]:
+    """(columns, rows, side) placing ``n`` square panes in a width x height area with the largest side."""
+    best = (1, max(n, 1), 0.0)
+    for cols in range(1, max(n, 1) + 1):
+        rows = math.ceil(n / cols)
+        side = min(width / cols, height / rows)
+        if side > best[2]:
+            best = (cols, rows, side)
+    return best
+
+
+class Viewer:
+    """``loader(path) -> Backend`` opens models on the render thread (default: :class:`ModelBackend`)."""
+
+    def __init__(self, loader: Callable[[str], Backend] | None = None, width: int = 1280, height: int = 800,
+                 device: str = "auto", fixed_dt: float | None = None, fps_limit: int = 60):
+        self.window = Window(width, height, fixed_dt=fixed_dt)
+        self.fixed_dt = fixed_dt
+        self.bank = LatentBank()
+        self.device = device
+        self.renderer = AsyncRenderer(loader or self._load_model, on_event=glfw.post_empty_event)
+        self.state = ViewerState()
+        self.recent = RecentFiles()
+        self.info: ModelInfo | None = None
+        self.model_path: str | None = None
+        self.load_error: str | None = None
+        self.display = DisplayShader()
+        self.panes: dict[str, ImagePane] = {}
+        self.mesh_view: MeshView | None = None
+        self.fps_limit = fps_limit
+        self.frame_times: deque[float] = deque(maxlen=240)
+        self.branch_ms: dict[str, deque[float]] = {}
+        self.last_saved = ""
+        self.clock = 0.0 if fixed_dt is not None else time.monotonic()
+        self._last_frame = time.perf_counter()
+        self._capture_to: str | None = None
+        self._last_camera = None
+        self.widgets = [ModelWidget(self), LatentWidget(self), CameraWidget(self), RenderWidget(self),
+                        ExportWidget(self), PerfWidget(self)]
+
+    def _load_model(self, path: str) -> Backend:
+        from .model_backend import ModelBackend  # torch is imported on first use, on the render thread
+        return ModelBackend.open(path, self.device, self.bank)
+
+    # -- actions --------------------------------------------------------------------------------------------
+    def open_model(self, path: str) -> None:
+        self.load_error = None
+        self.renderer.open(os.path.expanduser(path))
+
+    def pane_names(self) -> list[str]:
+        return list(self.panes) + (["mesh"] if self.mesh_view is not None else [])
+
+    def ensure_mesh_view(self) -> MeshView:
+        if self.mesh_view is None:
+            self.mesh_view = MeshView()
+        return self.mesh_view
+
+    def save_screenshot(self, folder: str, pane: str | None = None) -> None:
+        """Save the whole window (at the end of this frame) or one pane's current view as the next NNNNN.png."""
+        try:
+            path = next_free(folder)
+            if pane is None:
+                self._capture_to = str(path)
+                return
+            image = self.mesh_view.read() if pane == "mesh" else self.panes[pane].read()
+            self.last_saved = f"saved {save_png(path, image)}"
+        except (OSError, KeyError, AttributeError) as e:
+            self.last_saved = f"could not save: {e}"
+
+    def ui_fps(self) -> float:
+        ft = list(self.frame_times)[-60:]
+        return len(ft) / sum(ft) if ft and sum(ft) > 0 else 0.0
+
+    # -- events from the render thread ----------------------------------------------------------------------
+    def _on_model(self, event: ModelLoaded) -> None:
+        for pane in self.panes.values():
+            pane.delete()
+        self.info, self.model_path, self.load_error = event.info, event.path, None
+        self.panes = {b: ImagePane(b, self.display) for b in event.info.branches}
+        self.branch_ms = {b: deque(maxlen=60) for b in event.info.branches}
+        self.state.camera.reset(event.info.radius)
+        s = self.state.latent
+        s.cutoff = min(s.cutoff, event.info.num_ws)
+        s.mix_lo, s.mix_hi = min(s.mix_lo, event.info.num_ws), min(s.mix_hi, event.info.num_ws)
+        s.stored, s.use_stored = None, False
+        self._last_camera = self.state.camera.spec()  # a reset on load is not a camera move
+        if os.path.isfile(event.path):
+            self.recent.add(event.path)
+
+    def _on_result(self, result: BranchResult) -> None:
+        pane = self.panes.get(result.branch)
+        if pane is None or result.generation != self.renderer.generation:
+            return  # from a model that has since been replaced
+        if pane.accept(result) and result.error is None:
+            self.branch_ms[result.branch].append(result.render_ms)
+
+    def _handle_events(self) -> None:
+        for event in self.renderer.poll():
+            if isinstance(event, ModelLoaded):
+                self._on_model(event)
+            elif isinstance(event, LoadFailed):
+                self.load_error = f"could not open {os.path.basename(event.path) or event.path}: {event.message}"
+            else:
+                self._on_result(event)
+
+    # -- per-frame state updates ----------------------------------------------------------------------------
+    def _animate(self, dt: float) -> None:
+        c, s = self.state.camera, self.state.latent
+        if c.auto_orbit:
+            c.yaw = auto_orbit(c.yaw, dt, c.orbit_speed)
+        if s.interp_animate:
+            s.interp_phase = (s.interp_phase + s.interp_speed * dt) % 1.0
+            s.interp_t = pingpong(s.interp_phase)
+
+    def _apply_pane_input(self, drag: tuple[float, float], wheel: float, size_px: float) -> None:
+        c = self.state.camera
+        if drag != (0.0, 0.0):
+            c.yaw, c.pitch = drag_orbit(c.yaw, c.pitch, drag[0], drag[1], size_px)
+        if wheel:
+            c.radius = wheel_zoom(c.radius, wheel)
+
+    def _track_motion(self) -> None:
+        spec = self.state.camera.spec()
+        if self._last_camera is not None and spec != self._last_camera:
+            self.state.mark_moving(self.clock)
+        self._last_camera = spec
+
+    # -- drawing --------------------------------------------------------------------------------------------
+    def _draw_controls(self, width: float, height: float) -> None:
+        imgui.set_next_window_pos(imgui.ImVec2(0, 0))
+        imgui.set_next_window_size(imgui.ImVec2(width, height))
+        imgui.begin("Trident", None, imgui.WindowFlags_.no_move | imgui.WindowFlags_.no_resize
+                    | imgui.WindowFlags_.no_collapse | imgui.WindowFlags_.no_saved_settings)
+        imgui.push_item_width(-imgui.get_font_size() * LABEL_WIDTH_EM)
+        for widget in self.widgets:
+            widget()
+        imgui.pop_item_width()
+        imgui.end()
+
+    def _draw_panes(self, x0: float, width: float, height: float) -> None:
+        names = self.pane_names()
+        if not names:
+            imgui.set_next_window_pos(imgui.ImVec2(x0, 0))
+            imgui.set_next_window_size(imgui.ImVec2(width, height))
+            imgui.begin("##empty", None, PANE_FLAGS | imgui.WindowFlags_.no_title_bar)
+            msg = self.load_error or ("loading ..." if self.renderer.loading else "open a model (Model panel)")
+            imgui.text_colored(DIM_COLOR, msg)
+            imgui.end()
+            return
+        chrome = imgui.get_frame_height() + 2 * imgui.get_text_line_height_with_spacing() + 8
+        cols, rows, side = grid_layout(len(names), width, height)
+        pending = self.renderer.stamp
+        for i, name in enumerate(names):
+            x, y = x0 + (i % cols) * side, (i // cols) * side
+            imgui.set_next_window_pos(imgui.ImVec2(x, y))
+            imgui.set_next_window_size(imgui.ImVec2(side, side))
+            if name == "mesh":
+                mv = self.mesh_view
+                imgui.begin(f"mesh: {mv.n_vertices} vertices, {mv.n_faces} faces###mesh", None, PANE_FLAGS)
+                imgui.text_colored(DIM_COLOR, "drag to orbit, wheel to zoom")
+                mv.draw(max(16.0, side - chrome))
+                imgui.end()
+                continue
+            pane = self.panes[name]
+            imgui.begin(f"{branch_label(name)}###{name}", None, PANE_FLAGS)
+            inp = pane.draw(self.state.render.view, max(16.0, side - chrome), pane.stamp < pending)
+            self._apply_pane_input(inp.drag, inp.wheel, inp.size_px)
+            imgui.end()
+
+    # -- the frame ------------------------------------------------------------------------------------------
+    def settled(self) -> bool:
+        """A model is shown, nothing is queued or rendering, and every pane shows the newest request."""
+        return (self.info is not None and self.renderer.idle and not self.state.moving(self.clock)
+                and all(p.stamp == self.renderer.stamp for p in self.panes.values()))
+
+    def step(self, capture: bool = False) -> np.ndarray | None:
+        """Run one frame; with ``capture`` return the window image.  # [H, W, 3] uint8"""
+        now = time.perf_counter()
+        dt = self.fixed_dt if self.fixed_dt is not None else now - self._last_frame
+        self.clock = self.clock + dt if self.fixed_dt is not None else time.monotonic()
+        self._handle_events()
+        self._animate(dt)
+        self.window.begin_frame()
+        if self.window.dropped_paths:
+            self.open_model(self.window.dropped_paths.pop())
+            self.window.dropped_paths.clear()
+        w, h = self.window.size
+        panel = min(w * 0.45, imgui.get_font_size() * PANEL_WIDTH_EM)
+        self._draw_controls(panel, h)
+        self._draw_panes(panel, w - panel, h)
+        self._track_motion()
+        if self.info is not None:
+            self.renderer.submit(self.state.request(self.info, self.clock))
+        capture_to, self._capture_to = self._capture_to, None
+        shot = self.window.end_frame(capture or capture_to is not None)
+        if capture_to is not None:
+            self.last_saved = f"saved {save_png(capture_to, shot)}"
+        end = time.perf_counter()
+        self.frame_times.append(end - self._last_frame)
+        self._last_frame = end
+        return shot
+
+    def pace(self) -> None:
+        """Wait out the rest of the frame budget (FPS limit); when nothing moves or renders, sleep until input or a
+        finished render wakes the loop (at least 4 frames a second still run)."""
+        budget = 1.0 / max(self.fps_limit, 1) - (time.perf_counter() - self._last_frame)
+        busy = self.state.camera.auto_orbit or self.state.latent.interp_animate or not self.renderer.idle
+        self.window.wait_events(budget if busy else max(budget, 0.25))
+
+    def run(self, exit_on_load_error: bool = False) -> int:
+        """Interactive loop until the window closes. With ``exit_on_load_error`` a failure to open the first model
+        ends the loop with status 1 after printing one line."""
+        while not self.window.should_close():
+            self.step()
+            if exit_on_load_error and self.info is None and self.load_error and self.renderer.idle:
+                print(f"error: {self.load_error}", file=sys.stderr)
+                return 1
+            self.pace()
+        return 0
+
+    def close(self) -> None:
+        self.renderer.close()
+        for pane in self.panes.values():
+            pane.delete()
+        if self.mesh_view is not None:
+            self.mesh_view.delete()
+        self.window.close()

@@ -1,0 +1,64 @@
+"""Model panel: the loaded model, a path field, a native file dialog, recent files, drag and drop, load errors."""
+from __future__ import annotations
+
+from imgui_bundle import imgui
+
+from ..panes import DIM_COLOR, ERROR_COLOR
+
+MODEL_FILTERS = ["Model files (.pkl .pt)", "*.pkl *.pt", "All files", "*"]
+
+
+class ModelWidget:
+    def __init__(self, viewer):
+        self.viewer = viewer
+        self.path_text = ""
+        self.dialog = None
+
+    def _poll_dialog(self) -> None:
+        if self.dialog is not None and self.dialog.ready():
+            picked = self.dialog.result()
+            self.dialog = None
+            if picked:
+                self.viewer.open_model(picked[0])
+
+    def _browse(self) -> None:
+        try:
+            from imgui_bundle import portable_file_dialogs as pfd
+            self.dialog = pfd.open_file("Open a model", self.path_text, MODEL_FILTERS)
+        except Exception as e:  # noqa: BLE001 - no dialog program (zenity/kdialog) on this system
+            self.viewer.load_error = f"no native file dialog available ({e}); type the path instead"
+
+    def __call__(self) -> None:
+        v = self.viewer
+        self._poll_dialog()
+        if not imgui.collapsing_header("Model", imgui.TreeNodeFlags_.default_open):
+            return
+        if v.info is not None:
+            imgui.text(v.info.name)
+            imgui.text_colored(DIM_COLOR, f"{', '.join(v.info.branches)} | {v.info.img_resolution} px | {v.info.device}")
+        elif v.renderer.loading is None and v.load_error is None:
+            imgui.text_colored(DIM_COLOR, "no model loaded")
+        if v.renderer.loading is not None:
+            imgui.text_colored(DIM_COLOR, f"loading {v.renderer.loading} ...")
+        if v.load_error is not None:
+            imgui.push_text_wrap_pos(0.0)
+            imgui.text_colored(ERROR_COLOR, v.load_error)
+            imgui.pop_text_wrap_pos()
+        imgui.set_next_item_width(-imgui.get_font_size() * 3.5)
+        entered, self.path_text = imgui.input_text("##model_path", self.path_text,
+                                                   imgui.InputTextFlags_.enter_returns_true)
+        imgui.same_line()
+        if (imgui.button("Open") or entered) and self.path_text.strip():
+            v.open_model(self.path_text.strip())
+        if imgui.button("Browse..."):
+            self._browse()
+        imgui.same_line()
+        if imgui.begin_combo("##recent", "Recent files", imgui.ComboFlags_.height_large):
+            if not v.recent.paths:
+                imgui.text_colored(DIM_COLOR, "(none yet)")
+            for path in v.recent.paths:
+                if imgui.selectable(path, False)[0]:
+                    self.path_text = path
+                    v.open_model(path)
+            imgui.end_combo()
+        imgui.text_colored(DIM_COLOR, "or drop a model file on the window")
