@@ -20,7 +20,7 @@ def test_bench_reports_speed_and_memory(tmp_path, capsys):
     rep = json.loads(out.read_text())
     assert rep["format"] == "trident-train-bench" and rep["resolution"] == 64 and rep["steps"] == 2
     assert rep["samples"] == [4, 4] and rep["batch"] == 4 and rep["losses_finite"] is True
-    assert rep["sec_per_kimg"] > 0 and rep["ms_per_step_median"] > 0
+    assert rep["sec_per_kimg"] > 0 and rep["cpu_sec_per_kimg"] > 0 and rep["ms_per_step_median"] > 0
     assert rep["peak_mb"] >= 0 and rep["memory_method"]
     assert rep["sec_per_kimg"] == pytest.approx(rep["ms_per_step_mean"] / rep["batch"])
     assert "sec/kimg" in capsys.readouterr().out

@@ -76,15 +76,16 @@ def measure(cfg, data_path: Path, device: torch.device, steps: int, warmup: int)
         loop.train_step(t, *next(batches), labels)
     _sync(device)
     meter.start()
-    times, terms = [], {}
+    times, cpu_times, terms = [], [], {}
     for _ in range(steps):
         reals, c = next(batches)  # data loading is not part of the step time
         _sync(device)
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         for k, v in loop.train_step(t, reals, c, labels).items():
             terms.setdefault(k, []).append(v)
         _sync(device)
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
     peak_mb, base_mb = meter.stop_mb()
     step = float(np.median(times))
     mean_step = float(np.mean(times))
@@ -95,6 +96,8 @@ def measure(cfg, data_path: Path, device: torch.device, steps: int, warmup: int)
         "samples": [cfg.generator.rendering.depth_resolution, cfg.generator.rendering.depth_resolution_importance],
         "steps": steps, "ms_per_step_median": step * 1000, "ms_per_step_mean": mean_step * 1000,
         "sec_per_kimg": mean_step * 1000 / cfg.optim.batch,  # mean: the lazy regularisers are part of the cost
+        # process CPU seconds per kimg: on a shared machine, what the run costs regardless of other processes
+        "cpu_sec_per_kimg": float(np.mean(cpu_times)) * 1000 / cfg.optim.batch,
         "peak_mb": peak_mb, "baseline_mb": base_mb, "memory_method": meter.method, "losses_finite": bool(finite),
     }
 
