@@ -15,6 +15,7 @@ Any TorchScript module with the same call signature works (the tests use a small
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,9 @@ def load_detector(path: str | os.PathLike | None = None, device: str | torch.dev
                             f"StyleGAN2-ADA/StyleGAN3 metrics): not found at {where}; put it there or pass "
                             f"--inception PATH")
     try:
-        det = torch.jit.load(str(found), map_location=device)
+        with warnings.catch_warnings():  # TorchScript is deprecated in new torch, but it is the format of this file
+            warnings.simplefilter("ignore", DeprecationWarning)
+            det = torch.jit.load(str(found), map_location=device)
     except Exception as e:  # noqa: BLE001 - torch.jit raises many types for damaged files
         raise DetectorError(f"{found} is not a usable TorchScript feature network ({type(e).__name__})") from None
     return det.eval()
