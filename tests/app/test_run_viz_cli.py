@@ -1,0 +1,68 @@
+"""``python run_viz.py``: the headless --screenshot mode end to end, and one-line errors for bad input."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app import main as app_main
+from tests.conftest import EG3D_FIXTURE, ROOT, require
+
+
+def test_screenshot_mode_renders_the_fixture_and_exits_0_without_a_display(tmp_path, display):
+    """No DISPLAY at all: --screenshot runs a private Xvfb (headless servers, field_notes.md §4 item 3)."""
+    out = tmp_path / "shot.png"
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    env["TRIDENT_CONFIG_DIR"] = str(tmp_path)
+    p = subprocess.run([sys.executable, str(ROOT / "run_viz.py"), "--pkl", str(require(EG3D_FIXTURE / "network.pkl")),
+                        "--screenshot", str(out), "--frames", "5", "--size", "800x450", "--threads", "2"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"saved {out} (800x450, ")
+    img = np.asarray(Image.open(out))
+    assert img.shape == (450, 800, 3)
+    pane = img[60:420, 360:760]  # the render pane, right of the control panel
+    assert pane.reshape(-1, 3).std(0).max() > 5
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_screenshot_mode_with_a_corrupt_pickle_prints_one_line_and_fails(tmp_path, display, capsys):
+    out = tmp_path / "bad.png"
+    corrupt = tmp_path / "corrupt.pkl"
+    corrupt.write_bytes(b"\x80\x04\x95garbage")
+    threads = str(__import__("torch").get_num_threads())  # main() sets torch's thread count; keep the suite's
+    assert app_main.main(["--pkl", str(corrupt), "--screenshot", str(out), "--size", "640x360",
+                          "--threads", threads]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: could not open corrupt.pkl: "), lines
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--pkl", "/no/such/model.pkl"], "error: no such file: /no/such/model.pkl"),
+    (["--pkl", "."], "error: . is a directory, not a model file"),
+    (["--pkl", "{pkl}", "--size", "big"], "error: --size must look like 1280x800, got 'big'"),
+    (["--pkl", "{pkl}", "--screenshot", "x.jpg"], "error: --screenshot must name a .png file"),
+    (["--pkl", "{pkl}", "--device", "tpu"], "error: --device must be auto, cpu or cuda[:N], got 'tpu'"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(argv, message, capsys):
+    pkl = str(require(EG3D_FIXTURE / "network.pkl"))
+    assert app_main.main([a.replace("{pkl}", pkl) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [message]
+
+
+def test_without_pkl_and_without_a_bundled_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(app_main, "ASSETS", tmp_path)
+    assert app_main.main(["--screenshot", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: no bundled model in {tmp_path}/ yet; pass one with --pkl PATH"]
+    (tmp_path / "b.pkl").write_bytes(b"")
+    (tmp_path / "a.pkl").write_bytes(b"")
+    assert app_main.default_model() == tmp_path / "a.pkl"
+    (tmp_path / "default.pkl").write_bytes(b"")
+    assert app_main.default_model() == tmp_path / "default.pkl"
