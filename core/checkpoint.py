@@ -28,6 +28,7 @@ from .config import ConfigError, DiscriminatorConfig, GeneratorConfig, from_dict
 from .discriminator import DualDiscriminator
 from .snapshot import Snapshot
 from .network_pickle import CheckpointError, UnsafePickleError, import_network_pickle
+from .mimic3d import Mimic3DGenerator
 from .triplane import TriPlaneGenerator
 
 FORMAT_NAME = "trident-snapshot"
@@ -69,8 +70,10 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], w
 
 def build_generator(cfg: GeneratorConfig, state: dict[str, torch.Tensor] | None = None,
                     device: str | torch.device = "cpu") -> TriPlaneGenerator:
+    """The generator a config describes (:class:`Mimic3DGenerator` when ``cfg.aware3d_res`` is set), in eval mode
+    without gradients, with ``state`` copied in by name (strict: every tensor, right shapes)."""
     try:
-        G = TriPlaneGenerator(cfg)
+        G = Mimic3DGenerator(cfg) if cfg.aware3d_res else TriPlaneGenerator(cfg)
     except (ValueError, AssertionError) as e:  # inconsistent settings, e.g. SR output vs img_resolution
         raise CheckpointError(f"unsupported generator settings: {e}") from None
     if state is not None:

@@ -167,6 +167,9 @@ class GeneratorConfig:
     decoder_output_dim: int = 32             # features composited per ray (first 3 = raw RGB)
     const_batch_dim: bool = False            # Mimic3D stores b4.const as [1, C, 4, 4]
     eg3d_raw_alias: bool = False             # reproduce EG3D's image_raw aliasing (see SuperResolution.forward_with_alias)
+    # Mimic3D (core.aware3d / core.mimic3d). Defaults give EG3D's generator, so older snapshots load unchanged.
+    aware3d_res: tuple[int, ...] = ()        # resolutions of the 3D-aware b3d{R} blocks, e.g. (4, 8, ..., 256)
+    detail_blocks: int = 0                   # per-plane blocks of the detail tri-plane upsampler (Mimic3D: 2)
     rendering: RenderingConfig = field(default_factory=RenderingConfig)
 
     def __post_init__(self) -> None:
@@ -178,6 +181,18 @@ class GeneratorConfig:
             out = SR_PLANS[self.sr_kind].output_resolution
             if out != self.img_resolution:
                 raise ConfigError(f"sr_kind {self.sr_kind} outputs {out} px but img_resolution is {self.img_resolution}")
+        self.aware3d_res = tuple(int(r) for r in self.aware3d_res)
+        if self.aware3d_res:
+            from .aware3d import check_aware3d_res  # local import: aware3d depends on layers, not on config
+
+            try:
+                check_aware3d_res(self.aware3d_res, self.triplane_resolution)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        if self.detail_blocks < 0:
+            raise ConfigError(f"detail_blocks must be >= 0, got {self.detail_blocks}")
+        if self.detail_blocks and not self.aware3d_res:
+            raise ConfigError("detail_blocks needs the 3D-aware backbone (a non-empty aware3d_res)")
 
 
 @dataclass

@@ -113,7 +113,11 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random", fused: bool = False, plain: bool = False,
                 gain: float = 1.0) -> Tensor:  # [B, I, H, W] -> [B, O, H*up, W*up]
-        styles = self.affine(w)  # [B, I]
+        return self.forward_styles(x, self.affine(w), noise_mode, fused, plain, gain)
+
+    def forward_styles(self, x: Tensor, styles: Tensor, noise_mode: str = "random", fused: bool = False,
+                       plain: bool = False, gain: float = 1.0) -> Tensor:
+        """The layer for given input-channel styles [B, I] (subclasses derive styles differently)."""
         if not plain and not torch.is_grad_enabled() and self.activation == "lrelu":
             return self._forward_inference(x, styles, noise_mode, gain)
         noise = None
@@ -157,7 +161,10 @@ class ToRGBLayer(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
 
     def forward(self, x: Tensor, w: Tensor, fused: bool = False, plain: bool = False) -> Tensor:
-        styles = self.affine(w) * self.weight_gain
+        return self.forward_styles(x, self.affine(w) * self.weight_gain, fused, plain)
+
+    def forward_styles(self, x: Tensor, styles: Tensor, fused: bool = False, plain: bool = False) -> Tensor:
+        """The layer for given (already gain-scaled) input-channel styles [B, I]."""
         if not plain and not torch.is_grad_enabled():
             y = ops.modulated_conv2d_inference(x, self.weight, styles, self.bias, 1.0, demodulate=False)
             return y.clamp_(-self.conv_clamp, self.conv_clamp) if self.conv_clamp is not None else y

@@ -321,18 +321,80 @@ def stub_child(node: StubModule, path: str) -> StubModule | None:
 _RENDER_KEYS_CONSUMED = {"image_resolution", "superresolution_module", "gpc_reg_prob", "c_scale"}
 
 
+# Constructor kwargs that only Mimic3D's generators have (its 2D-stage class is also named TriPlaneGenerator).
+_MIMIC3D_KEYS = {"triplane_resolution", "triplane_act", "blur_plane", "depth_guided_sample", "roll_out", "retidx",
+                 "aware3d_res", "aware3d_att", "add_block", "add_sr_module"}
+
+
+def is_mimic3d_generator(node: StubModule) -> bool:
+    """Mimic3D's ``DualTriPlaneGenerator`` (3D stage), or its ``TriPlaneGenerator`` (2D stage, Mimic3D kwargs)."""
+    kw = node.state.get("_init_kwargs") or {}
+    return node.class_name == "DualTriPlaneGenerator" or (
+        node.class_name == "TriPlaneGenerator" and isinstance(kw, dict) and bool(_MIMIC3D_KEYS & set(kw)))
+
+
+def mimic3d_backbone_settings(node: StubModule, kw: dict) -> dict[str, Any]:
+    """Mimic3D backbone layout (fact sheet H.2, H.3) -> GeneratorConfig fields; unsupported variants are refused.
+
+    Reads ``aware3d_res`` and ``retidx`` from the stored synthesis network (falling back to the generator's
+    kwargs) and counts the detail blocks ``b3d{R}.block2 ...`` actually present (retidx [-3, -1] -> 2).
+    """
+    synth = stub_child(node, "backbone.synthesis")
+    sst = synth.state if synth is not None else {}
+    skw = dict(sst.get("_init_kwargs") or {})
+
+    def setting(name: str, default: Any) -> Any:
+        for source in (sst, skw, kw):
+            if name in source:
+                return source[name]
+        return default
+
+    plane_act = node.state.get("plane_act", kw.get("triplane_act"))
+    refused = {
+        "triplane_act": (plane_act, None), "blur_plane": (kw.get("blur_plane", 0), 0),
+        "depth_guided_sample": (kw.get("depth_guided_sample", 0), 0), "add_block": (setting("add_block", 0), 0),
+        "add_sr_module": (bool(setting("add_sr_module", False)) or sst.get("sr3d") is not None, False),
+        "aware3d_att": (bool(setting("aware3d_att", False)), False), "roll_out": (skw.get("roll_out"), None),
+    }
+    for name, (value, supported) in refused.items():
+        if value != supported:
+            raise CheckpointError(f"unsupported Mimic3D setting {name}={value!r} (Trident reads {name}={supported!r},"
+                                  f" the value of all shipped Mimic3D configs)")
+    aware3d_res = tuple(int(r) for r in (setting("aware3d_res", None) or ()))
+    retidx = setting("retidx", None)
+    detail_blocks = 0
+    if aware3d_res:
+        last = stub_child(node, f"backbone.synthesis.b3d{aware3d_res[-1]}")
+        if last is None:
+            raise CheckpointError(f"Mimic3D backbone lacks its last 3D-aware block b3d{aware3d_res[-1]}")
+        while stub_child(last, f"block{detail_blocks + 2}") is not None:
+            detail_blocks += 1
+    expected = -int(retidx[0]) - 1 if retidx else 0
+    if detail_blocks != expected:
+        raise CheckpointError(f"Mimic3D backbone has {detail_blocks} detail block(s) but retidx {retidx!r} "
+                              f"implies {expected}")
+    if node.class_name == "DualTriPlaneGenerator" and not detail_blocks:
+        raise CheckpointError("Mimic3D DualTriPlaneGenerator without detail tri-plane blocks (retidx) is not supported")
+    const = stub_child(node, "backbone.synthesis.b4")
+    const_t = (const.state.get("_parameters") or {}).get("const") if const is not None else None
+    return {"aware3d_res": aware3d_res, "detail_blocks": detail_blocks,
+            "const_batch_dim": bool(isinstance(const_t, torch.Tensor) and const_t.ndim == 4)}
+
+
 def generator_config_from_stub(node: StubModule) -> tuple[GeneratorConfig, list[str]]:
-    """Settings of an EG3D ``TriPlaneGenerator`` from its stored init kwargs (checked against its state)."""
+    """Settings of an EG3D ``TriPlaneGenerator`` or a Mimic3D generator from its stored init kwargs (checked
+    against its state). Mimic3D files get plane_convention "mimic3d" and the fields of
+    :func:`mimic3d_backbone_settings`."""
     st = node.state
-    if node.class_name != "TriPlaneGenerator":
-        if node.class_name == "DualTriPlaneGenerator":
-            raise CheckpointError("this is a Mimic3D generator (DualTriPlaneGenerator); Mimic3D import is not "
-                                  "supported by this version of Trident")
-        raise CheckpointError(f"unsupported generator class {node.class_name!r} (expected TriPlaneGenerator)")
+    if node.class_name not in ("TriPlaneGenerator", "DualTriPlaneGenerator"):
+        raise CheckpointError(f"unsupported generator class {node.class_name!r} "
+                              f"(expected TriPlaneGenerator or DualTriPlaneGenerator)")
     kw = dict(st.get("_init_kwargs") or {})
     args = list(st.get("_init_args") or ())
     for i, name in enumerate(("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")[:len(args)]):
         kw.setdefault(name, args[i])
+    mimic3d = is_mimic3d_generator(node)
+    extra = mimic3d_backbone_settings(node, kw) if mimic3d else {}
     rk = dict(kw.get("rendering_kwargs") or st.get("rendering_kwargs") or {})
     if not rk:
         raise CheckpointError("generator has no rendering_kwargs")
@@ -368,7 +430,7 @@ def generator_config_from_stub(node: StubModule) -> tuple[GeneratorConfig, list[
     rendering["gpc_reg_prob"] = rk.get("gpc_reg_prob")
     rendering.setdefault("avg_camera_radius", 2.7)
     rendering.setdefault("avg_camera_pivot", [0.0, 0.0, 0.0])
-    rendering["plane_convention"] = "eg3d"
+    rendering["plane_convention"] = "mimic3d" if mimic3d else "eg3d"
     for k in ("ray_start", "ray_end", "box_warp", "avg_camera_radius", "density_reg", "density_reg_p_dist",
               "decoder_lr_mul", "density_noise"):
         if k in rendering and not isinstance(rendering[k], str) and rendering[k] is not None:
@@ -385,10 +447,11 @@ def generator_config_from_stub(node: StubModule) -> tuple[GeneratorConfig, list[
             num_fp16_res=int(kw.get("num_fp16_res", 0)),
             conv_clamp=None if conv_clamp is None else float(conv_clamp),
             triplane_resolution=tri_res, triplane_channels=tri_ch,
-            neural_rendering_resolution=int(st.get("neural_rendering_resolution", 64)),
+            neural_rendering_resolution=int(st.get("neural_rendering_resolution",
+                                                   kw.get("neural_rendering_resolution", 64))),
             sr_kind=EG3D_SR_CLASSES[sr_class], sr_num_fp16_res=int(kw.get("sr_num_fp16_res", 0)) if sr_fp16 else 0,
             decoder_hidden=hidden, decoder_output_dim=out_dim, eg3d_raw_alias=True,
-            rendering=RenderingConfig(**rendering),
+            rendering=RenderingConfig(**rendering), **extra,
         )
     except KeyError as e:
         raise CheckpointError(f"generator settings lack {e.args[0]!r}") from None
@@ -464,9 +527,12 @@ def _import_loaded(obj: Any) -> Snapshot:
     if isinstance(obj.get("D"), StubModule):
         out.discriminator = discriminator_config_from_stub(obj["D"])
         out.D = stub_state_dict(obj["D"])
+    if isinstance(obj.get("D_patch"), StubModule):  # Mimic3D's unconditional patch discriminator
+        out.patch_discriminator = discriminator_config_from_stub(obj["D_patch"])
+        out.D_patch = stub_state_dict(obj["D_patch"])
     tsk = obj.get("training_set_kwargs")
     out.extra["meta"] = {
-        "source": "eg3d-network-pickle",
+        "source": "mimic3d-network-pickle" if is_mimic3d_generator(g_ema) else "eg3d-network-pickle",
         "training_set_kwargs": dict(tsk) if isinstance(tsk, dict) else None,
         "ignored_rendering_kwargs": ignored,
         "has_augment_pipe": obj.get("augment_pipe") is not None,

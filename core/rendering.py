@@ -47,14 +47,15 @@ class RayConfig:
 
 
 def make_rays(cam2world: Tensor, intrinsics: Tensor, resolution: int,
-              pixel_window: tuple[int, int, int] | None = None) -> tuple[Tensor, Tensor]:
+              pixel_window: tuple[int, int | Tensor, int | Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """Pixel-centre rays of a pinhole camera (EG3D ``RaySampler``).
 
     Args:
         cam2world: OpenCV camera-to-world matrices  # [B, 4, 4]
         intrinsics: normalised intrinsics (focal and principal point in units of the image side)  # [B, 3, 3]
         resolution: image side R; rays are row-major (m = row * R + col)
-        pixel_window: optional (full, top, left): render an R x R window of a ``full`` x ``full`` pixel grid
+        pixel_window: optional (full, top, left): render an R x R window of a ``full`` x ``full`` pixel grid;
+            top/left are ints (same window for the batch) or integer tensors [B] (one window per sample)
     Returns:
         origins [B, R*R, 3], unit directions [B, R*R, 3]
     """
@@ -62,11 +63,20 @@ def make_rays(cam2world: Tensor, intrinsics: Tensor, resolution: int,
     dev = cam2world.device
     full, top, left = pixel_window if pixel_window is not None else (resolution, 0, 0)
     idx = torch.arange(resolution, dtype=torch.float32, device=dev)
-    rows = (idx + top) * (1.0 / full) + (0.5 / full)
-    cols = (idx + left) * (1.0 / full) + (0.5 / full)
-    v, u = torch.meshgrid(rows, cols, indexing="ij")
-    u = u.reshape(1, -1)  # [1, M] horizontal
-    v = v.reshape(1, -1)  # [1, M] vertical
+    if isinstance(top, Tensor) or isinstance(left, Tensor):  # one window per sample (Mimic3D patches)
+        top = torch.as_tensor(top, device=dev).to(torch.float32).reshape(-1, 1)  # [B|1, 1]
+        left = torch.as_tensor(left, device=dev).to(torch.float32).reshape(-1, 1)
+        rows = (idx + top) * (1.0 / full) + (0.5 / full)  # [B|1, R]
+        cols = (idx + left) * (1.0 / full) + (0.5 / full)
+        n = max(rows.shape[0], cols.shape[0])
+        v = rows[:, :, None].expand(n, resolution, resolution).reshape(n, -1)  # [B, M] vertical
+        u = cols[:, None, :].expand(n, resolution, resolution).reshape(n, -1)  # [B, M] horizontal
+    else:
+        rows = (idx + top) * (1.0 / full) + (0.5 / full)
+        cols = (idx + left) * (1.0 / full) + (0.5 / full)
+        v, u = torch.meshgrid(rows, cols, indexing="ij")
+        u = u.reshape(1, -1)  # [1, M] horizontal
+        v = v.reshape(1, -1)  # [1, M] vertical
     fx, fy = intrinsics[:, 0, 0, None], intrinsics[:, 1, 1, None]
     cx, cy, sk = intrinsics[:, 0, 2, None], intrinsics[:, 1, 2, None], intrinsics[:, 0, 1, None]
     x_cam = (u - cx + cy * sk / fy - sk * v / fy) / fx  # [B, M]
@@ -77,6 +87,54 @@ def make_rays(cam2world: Tensor, intrinsics: Tensor, resolution: int,
     origin = cam2world[:, :3, 3]
     dirs = F.normalize(world - origin[:, None, :], dim=2)
     return origin[:, None, :].expand(b, dirs.shape[1], 3).contiguous(), dirs
+
+
+@dataclass(frozen=True)
+class PatchWindows:
+    """One square window per sample of a ``full`` x ``full`` pixel grid (Mimic3D patch ray sampler, H.4).
+
+    A patch rendered through these windows has the pixel density of the full image, so pixel (i, j) of
+    sample b's patch is pixel (top[b] + i, left[b] + j) of the full-resolution image: the same windows crop the
+    super-resolved image (:func:`crop_patches`) pixel for pixel.
+    """
+
+    full: int        # side of the full-density pixel grid (the image the patches align with)
+    size: int        # patch side in pixels
+    top: Tensor      # first row of each window  # [B] int64
+    left: Tensor     # first column of each window  # [B] int64
+
+    def __post_init__(self) -> None:
+        if not 0 < self.size <= self.full:
+            raise ValueError(f"patch size {self.size} must be in [1, {self.full}]")
+        if self.top.shape != self.left.shape or self.top.ndim != 1:
+            raise ValueError("top and left must be 1-D tensors of the same length")
+        hi = self.full - self.size
+        if bool((self.top < 0).any() | (self.top > hi).any() | (self.left < 0).any() | (self.left > hi).any()):
+            raise ValueError(f"patch windows must lie inside the {self.full} px image (top/left in [0, {hi}])")
+
+
+def sample_patch_windows(batch: int, size: int, patch_scale: float, generator: torch.Generator | None = None,
+                         device: torch.device | str = "cpu") -> PatchWindows:
+    """Random windows: full = int(size / patch_scale), top/left uniform integers in [0, full - size] per sample.
+
+    Mimic3D renders 64 px patches at the density of the 512 px image with patch_scale 64 / 512 = 0.125.
+    """
+    if not 0 < patch_scale <= 1:
+        raise ValueError(f"patch_scale must be in (0, 1], got {patch_scale}")
+    full = int(size / patch_scale)
+    gdev = generator.device if generator is not None else device
+    top = torch.randint(0, full - size + 1, (batch,), generator=generator, device=gdev).to(device)
+    left = torch.randint(0, full - size + 1, (batch,), generator=generator, device=gdev).to(device)
+    return PatchWindows(full, size, top, left)
+
+
+def crop_patches(images: Tensor, windows: PatchWindows) -> Tensor:
+    """The windows of full-resolution images: [B, C, full, full] -> [B, C, size, size]."""
+    if images.shape[-1] != windows.full or images.shape[-2] != windows.full:
+        raise ValueError(f"images are {tuple(images.shape[-2:])} px, the windows belong to {windows.full} px")
+    s = windows.size
+    return torch.stack([images[i, :, t:t + s, l:l + s]
+                        for i, (t, l) in enumerate(zip(windows.top.tolist(), windows.left.tolist()))])
 
 
 def ray_box_limits(origins: Tensor, dirs: Tensor, box_side: float) -> tuple[Tensor, Tensor]:

@@ -32,6 +32,7 @@ class RenderOptions:
     noise_mode: str = "const"                     # backbone noise: "const", "random" or "none"
     chunk: int | None = 8192                      # rays per render call over the whole batch; None: all at once
     plain: bool = False                           # use the literal reference operators (tests, benchmark)
+    triplanes: str = "both"                       # direct3d only: "coarse", "detail" or "both" (features summed)
 
 
 def _per_sample(ws: Tensor) -> bool:
@@ -69,10 +70,15 @@ class Backbone(nn.Module):
 
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
-        self.synthesis = SynthesisNetwork(cfg.w_dim, cfg.triplane_resolution, 3 * cfg.triplane_channels,
-                                          channel_base=cfg.channel_base, channel_max=cfg.channel_max,
-                                          num_fp16_res=cfg.num_fp16_res, conv_clamp=cfg.conv_clamp,
-                                          const_batch_dim=cfg.const_batch_dim)
+        kw = dict(channel_base=cfg.channel_base, channel_max=cfg.channel_max, num_fp16_res=cfg.num_fp16_res,
+                  conv_clamp=cfg.conv_clamp, const_batch_dim=cfg.const_batch_dim)
+        if cfg.aware3d_res:  # Mimic3D: main blocks + the 3D-aware b3d{R} chain; forward returns tri-planes
+            from .aware3d import Aware3DSynthesisNetwork
+
+            self.synthesis = Aware3DSynthesisNetwork(cfg.w_dim, cfg.triplane_resolution, cfg.triplane_channels,
+                                                     cfg.aware3d_res, cfg.detail_blocks, **kw)
+        else:
+            self.synthesis = SynthesisNetwork(cfg.w_dim, cfg.triplane_resolution, 3 * cfg.triplane_channels, **kw)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, num_ws=self.num_ws,
                                       num_layers=cfg.mapping_layers)
@@ -137,12 +143,18 @@ class TriPlaneGenerator(nn.Module):
             density_noise=r.density_noise, plane_convention=r.plane_convention)
 
     def render_planes(self, planes: Tensor | list[Tensor], c: Tensor, opts: RenderOptions = RenderOptions(),
-                      generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Volume-render tri-planes from cameras c [B, 25] -> feature_image [B, F, R, R], image_depth [B, 1, R, R]."""
-        res = opts.resolution or self.cfg.neural_rendering_resolution
+                      generator: torch.Generator | None = None,
+                      windows: rendering.PatchWindows | None = None) -> dict[str, Tensor]:
+        """Volume-render tri-planes from cameras c [B, 25] -> feature_image [B, F, R, R], image_depth [B, 1, R, R].
+
+        ``planes`` may be a list of tri-planes (Mimic3D coarse + detail: features summed). With ``windows`` only
+        each sample's R x R window (R = ``windows.size``) of its ``windows.full``-pixel image is rendered.
+        """
+        res = windows.size if windows is not None else (opts.resolution or self.cfg.neural_rendering_resolution)
         cam2world = c[:, :16].reshape(-1, 4, 4)
         intrinsics = c[:, 16:25].reshape(-1, 3, 3)
-        origins, dirs = rendering.make_rays(cam2world, intrinsics, res)
+        origins, dirs = rendering.make_rays(cam2world, intrinsics, res,
+                                            None if windows is None else (windows.full, windows.top, windows.left))
         feats, depth, acc = rendering.render_rays(planes, self.decoder, origins, dirs, self.ray_config(opts),
                                                   deterministic=opts.deterministic, chunk=opts.chunk,
                                                   generator=generator)
