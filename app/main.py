@@ -6,7 +6,10 @@ import argparse
 import os
 import sys
 import time
+import math
 from pathlib import Path
+
+from .state import VIEWS
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EXIT_USAGE, EXIT_FAILED = 2, 1
@@ -49,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "finished render (default 3)")
     p.add_argument("--timeout", type=float, default=600.0, help="with --screenshot: give up after this many seconds")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: all cores but one)")
+    p.add_argument("--view", default="rgb", choices=VIEWS, help="what the panes show at start (default rgb)")
+    p.add_argument("--seed", type=int, default=0, help="latent seed at start (default 0)")
+    p.add_argument("--yaw", type=float, default=0.0, help="camera yaw at start, degrees from frontal")
+    p.add_argument("--pitch", type=float, default=0.0, help="camera pitch at start, degrees from frontal")
     return p
 
 
@@ -90,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--screenshot must name a .png file")
     if args.frames < 1:
         raise UsageError("--frames must be at least 1")
+    if args.seed < 0:
+        raise UsageError("--seed must be >= 0")
+    if abs(args.pitch) >= 85:
+        raise UsageError("--pitch must be within (-85, 85) degrees")
     import torch
     if args.device != "auto" and not (args.device == "cpu" or args.device.startswith("cuda")):
         raise UsageError(f"--device must be auto, cpu or cuda[:N], got {args.device!r}")
@@ -113,6 +124,9 @@ def _run_viewer(args: argparse.Namespace, size: tuple[int, int], path: str) -> i
     viewer = Viewer(width=size[0], height=size[1], device=args.device,
                     fixed_dt=1 / 60 if args.screenshot else None)
     try:
+        viewer.state.render.view = args.view
+        viewer.state.latent.seed = args.seed
+        viewer.initial_camera = (math.radians(args.yaw), math.radians(args.pitch))
         viewer.open_model(path)
         if args.screenshot:
             return screenshot(viewer, args.screenshot, args.frames, args.timeout)

@@ -1,8 +1,8 @@
 """The real render backend: a ``core.model.Model`` behind the :class:`app.requests.Backend` interface.
 
 Runs on the render thread only. Caches (as the EG3D visualizer's backbone cache, eg3d_mimic3d_facts.md §G):
-mapped latents per (seed, psi, cutoff, conditioning camera), and for ``sr2d`` the tri-planes of the current latent,
-so orbiting, zooming and changing render options skip the StyleGAN2 backbone entirely.
+mapped latents per (seed, psi, cutoff, conditioning camera), and the tri-planes of the current latent (EG3D's, or
+Mimic3D's coarse + detail), so orbiting, zooming and changing render options skip the StyleGAN2 backbone.
 """
 from __future__ import annotations
 
@@ -104,22 +104,43 @@ class ModelBackend:
         return ws
 
     # -- rendering ------------------------------------------------------------------------------------------
+    def _triplanes(self, spec: LatentSpec, ws: Tensor, noise_mode: str) -> list[Tensor]:
+        """[coarse] or, with Mimic3D detail planes, [coarse, detail]; one backbone run serves every branch."""
+        G = self.model.G
+
+        def make() -> list[Tensor]:
+            if getattr(G, "has_direct3d", False):
+                return list(G.triplanes(ws, noise_mode=noise_mode))
+            return [G.planes(ws, noise_mode=noise_mode)]
+        return self._planes_cache.get_or((spec, noise_mode), make)
+
     def _render(self, branch: str, spec: LatentSpec, ws: Tensor, c: Tensor, opts: RenderOptions) -> dict:
-        if branch == "sr2d":  # reuse the tri-planes while only the camera or render options change
-            planes = self._planes_cache.get_or((spec, opts.noise_mode), lambda: self.model.G.planes(ws, opts.noise_mode))
-            return self.model.G.synthesis(ws, c, opts, planes=planes)
+        """Model.render's outputs for ``branch``; the volume-rendered branches reuse cached tri-planes, so orbiting,
+        zooming and changing render options skip the StyleGAN2 backbone (tests check equality with Model.render)."""
+        G = self.model.G
+        if branch == "sr2d":
+            return G.synthesis(ws, c, opts, planes=self._triplanes(spec, ws, opts.noise_mode)[0])
+        if branch == "direct3d" and hasattr(G, "synthesis_direct3d"):
+            return G.synthesis_direct3d(ws, c, opts, planes=self._triplanes(spec, ws, opts.noise_mode))
         return self.model.render(branch, ws, c, opts)
+
+    def branch_options(self, request: RenderRequest, branch: str) -> RenderOptions:
+        """The request's resolution is sr2d's neural rendering resolution; direct3d renders at its output resolution
+        scaled by the same factor (so "half resolution while moving" halves every branch)."""
+        res = request.resolution
+        if branch == "direct3d" and res is not None:
+            res = max(16, round(self.info.img_resolution * res / self.info.neural_resolution))
+        return RenderOptions(resolution=res, depth_resolution=request.depth_samples,
+                             depth_resolution_importance=request.importance_samples,
+                             deterministic=request.deterministic)
 
     def render(self, request: RenderRequest, branch: str) -> BranchResult:
         t0 = time.perf_counter()
         cam = request.camera
-        opts = RenderOptions(resolution=request.resolution, depth_resolution=request.depth_samples,
-                             depth_resolution_importance=request.importance_samples,
-                             deterministic=request.deterministic)
         with torch.no_grad():
             ws = self.ws(request.latent)
             c = self.model.camera_label(cam.yaw, cam.pitch, cam.radius, cam.fov_deg)
-            out = self._render(branch, request.latent, ws, c, opts)
+            out = self._render(branch, request.latent, ws, c, self.branch_options(request, branch))
             res = BranchResult(branch=branch, request=request, image=to_uint8(out["image"]),
                                focal=fov_to_focal(cam.fov_deg))
             if "image_raw" in out:

@@ -77,6 +77,7 @@ class Viewer:
         self._last_frame = time.perf_counter()
         self._capture_to: str | None = None
         self._last_camera = None
+        self.initial_camera = (0.0, 0.0)  # yaw, pitch (radians) set when a model is opened
         self.widgets = [ModelWidget(self), LatentWidget(self), CameraWidget(self), RenderWidget(self),
                         ExportWidget(self), PerfWidget(self)]
 
@@ -121,6 +122,7 @@ class Viewer:
         self.panes = {b: ImagePane(b, self.display) for b in event.info.branches}
         self.branch_ms = {b: deque(maxlen=60) for b in event.info.branches}
         self.state.camera.reset(event.info.radius)
+        self.state.camera.yaw, self.state.camera.pitch = self.initial_camera
         s = self.state.latent
         s.cutoff = min(s.cutoff, event.info.num_ws)
         s.mix_lo, s.mix_hi = min(s.mix_lo, event.info.num_ws), min(s.mix_hi, event.info.num_ws)

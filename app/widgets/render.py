@@ -23,6 +23,9 @@ class RenderWidget:
         changed, idx = imgui.combo("Resolution", idx, labels)
         if changed:
             r.resolution = RESOLUTIONS[idx]
+        if imgui.is_item_hovered():
+            imgui.set_tooltip("rays per side of sr2d's neural rendering; direct3d renders its output\n"
+                              "resolution scaled by the same factor")
         coarse = v.info.depth_samples if v.info is not None else 0
         fine = v.info.importance_samples if v.info is not None else 0
         _, r.depth_samples = imgui.slider_int("Samples", r.depth_samples, 0, 192,
