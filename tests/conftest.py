@@ -47,3 +47,39 @@ def eg3d_expected(eg3d_fixture_dir):
 def eg3d_G(eg3d_snapshot):
     from core.checkpoint import build_generator
     return build_generator(eg3d_snapshot.generator, eg3d_snapshot.G_ema)
+
+
+@pytest.fixture(scope="session")
+def mimic3d_fixture_dir() -> Path:
+    return require(MIMIC3D_FIXTURE)
+
+
+@pytest.fixture(scope="session")
+def mimic3d_snapshot(mimic3d_fixture_dir):
+    from core.checkpoint import load_snapshot
+    return load_snapshot(mimic3d_fixture_dir / "network.pkl")
+
+
+@pytest.fixture(scope="session")
+def mimic3d_expected(mimic3d_fixture_dir):
+    import numpy as np
+    with np.load(mimic3d_fixture_dir / "expected.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope="session")
+def mimic3d_G(mimic3d_snapshot):
+    from core.checkpoint import build_generator
+    return build_generator(mimic3d_snapshot.generator, mimic3d_snapshot.G_ema)
+
+
+def tiny_mimic3d_config(**overrides):
+    """A small random Mimic3D stage-2 generator: 16 px coarse / 32 px detail tri-planes, 32 px output, no SR."""
+    from core.config import GeneratorConfig, RenderingConfig
+    kw = dict(z_dim=16, w_dim=16, img_resolution=32, mapping_layers=1, channel_base=256, channel_max=16,
+              triplane_resolution=16, triplane_channels=8, neural_rendering_resolution=16, sr_kind=None,
+              decoder_hidden=16, decoder_output_dim=8, const_batch_dim=True, aware3d_res=(4, 8, 16), detail_blocks=2,
+              rendering=RenderingConfig(depth_resolution=6, depth_resolution_importance=6,
+                                        plane_convention="mimic3d"))
+    kw.update(overrides)
+    return GeneratorConfig(**kw)
