@@ -29,6 +29,7 @@ from torch import Tensor
 from .cameras import DEFAULT_FOV_DEG, Camera
 from .checkpoint import build_generator, load_snapshot
 from .snapshot import Snapshot
+from .student import build_student
 from .triplane import RenderOptions, TriPlaneGenerator
 
 BRANCHES = ("sr2d", "direct3d", "student")
@@ -41,7 +42,8 @@ Renderer = Callable[["Model", Tensor, Tensor, RenderOptions, "torch.Generator | 
 def _render_sr2d(model: "Model", ws: Tensor, c: Tensor, opts: RenderOptions,
                  generator: torch.Generator | None) -> dict[str, Tensor]:
     out = model.G.synthesis(ws, c, opts, generator=generator)
-    return {"image": out["image"], "image_depth": out["image_depth"], "image_raw": out["image_raw"]}
+    return {"image": out["image"], "image_depth": out["image_depth"], "image_raw": out["image_raw"],
+            "feature_image": out["feature_image"]}  # [B, 32, h, w]: the distillation target of the student
 
 
 def _render_direct3d(model: "Model", ws: Tensor, c: Tensor, opts: RenderOptions,
@@ -52,6 +54,16 @@ def _render_direct3d(model: "Model", ws: Tensor, c: Tensor, opts: RenderOptions,
 
 
 RENDERERS: dict[str, Renderer] = {"sr2d": _render_sr2d, "direct3d": _render_direct3d}
+
+
+def _render_student(model: "Model", ws: Tensor, c: Tensor, opts: RenderOptions,
+                    generator: torch.Generator | None) -> dict[str, Tensor]:
+    """Distilled student (core.student): no ray marching, so no depth; sampling options do not apply."""
+    out = model.student(ws, c, plain=opts.plain)
+    return {"image": out["image"], "image_raw": out["image_raw"]}
+
+
+RENDERERS["student"] = _render_student
 
 
 class BranchError(ValueError):
@@ -158,6 +170,7 @@ class Model:
 # Builders of the optional branches stored in a snapshot's ``extra`` (e.g. the distilled student):
 # key in ``extra`` -> function (extra[key], device) -> module.
 EXTRA_BRANCH_BUILDERS: dict[str, Callable[[object, torch.device], torch.nn.Module]] = {}
+EXTRA_BRANCH_BUILDERS["student"] = build_student
 
 
 def model_from_snapshot(snap: Snapshot, device: str | torch.device = "cpu", path: str | None = None) -> Model:

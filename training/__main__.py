@@ -12,9 +12,9 @@ from types import ModuleType
 
 from core.commands.common import cli_main
 
-from .commands import bench, dataset, train
+from .commands import bench, dataset, distill, train
 
-COMMANDS: tuple[ModuleType, ...] = (dataset, train, bench)
+COMMANDS: tuple[ModuleType, ...] = (dataset, train, distill, bench)
 
 
 def main(argv: list[str] | None = None) -> int:

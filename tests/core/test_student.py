@@ -1,0 +1,142 @@
+"""core.student: shapes, camera conditioning, initialisation from the teacher, the model-file round trip."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from core import ops
+from core.checkpoint import save_snapshot
+from core.config import ConfigError
+from core.model import load_model
+from core.network_pickle import CheckpointError
+from core.student import (StudentConfig, StudentGenerator, build_student, init_from_teacher,
+                          student_config_for_teacher, student_payload)
+from core.triplane import RenderOptions
+
+TINY = dict(style_dim=32, mapping_layers=2, channel_base=512, channel_max=32)
+
+
+@pytest.fixture(scope="module")
+def student(eg3d_G) -> StudentGenerator:
+    torch.manual_seed(0)
+    s = StudentGenerator(student_config_for_teacher(eg3d_G, **TINY)).eval()
+    init_from_teacher(s, eg3d_G, num_samples=64)
+    return s
+
+
+@pytest.fixture(scope="module")
+def ws(eg3d_G) -> torch.Tensor:
+    z = torch.randn(2, eg3d_G.z_dim, generator=torch.Generator().manual_seed(1))
+    c = torch.zeros(2, 25)
+    with torch.no_grad():
+        return eg3d_G.mapping(z, c)
+
+
+def _cams(*yaws: float) -> torch.Tensor:
+    from core.cameras import Camera
+    return Camera.frontal_offset(torch.tensor(yaws), 0.0).to_label()
+
+
+def test_interfaces_come_from_the_teacher(student, eg3d_G):
+    cfg = student.cfg
+    assert (cfg.w_dim, cfg.num_ws, cfg.c_dim) == (eg3d_G.w_dim, eg3d_G.num_ws, 25)
+    assert cfg.feature_resolution == eg3d_G.cfg.neural_rendering_resolution == 64
+    assert cfg.feature_channels == 32 and cfg.img_resolution == 128 and cfg.sr_kind == "2X"
+
+
+def test_shapes(student, ws):
+    out = student(ws, _cams(0.0, 0.3))
+    assert out["feature_image"].shape == (2, 32, 64, 64)
+    assert out["image_raw"].shape == (2, 3, 64, 64)
+    assert out["image"].shape == (2, 3, 128, 128)
+    assert torch.equal(out["image_raw"], out["feature_image"][:, :3])
+    assert all(torch.isfinite(v).all() for v in out.values())
+
+
+def test_camera_conditioning(student, ws):
+    w = ws[:1].expand(3, -1, -1)
+    with torch.no_grad():
+        out = student(w, _cams(0.0, 0.4, 0.0))["image"]
+        again = student(w, _cams(0.0, 0.4, 0.0))["image"]
+    assert not torch.allclose(out[0], out[1], atol=1e-3)   # same w, different camera: different image
+    assert torch.equal(out[0], out[2])                      # same w, same camera: the same image
+    assert torch.equal(out, again)                          # deterministic (no noise)
+
+
+def test_inference_path_matches_training_path(student, ws):
+    c = _cams(0.1, -0.2)
+    with torch.no_grad():
+        fast = student(ws, c)                               # per-sample, folded-gain inference convolutions
+    slow = student(ws, c)                                   # autograd path, whole batch
+    for k in fast:
+        torch.testing.assert_close(fast[k], slow[k].detach(), atol=2e-4, rtol=1e-4)
+
+
+def test_teacher_super_resolution_is_copied(student, eg3d_G, ws):
+    """Teacher features into the student's SR head give the teacher's own image: the head starts as the teacher's."""
+    c = _cams(0.2)
+    opts = RenderOptions(resolution=64, depth_resolution=6, depth_resolution_importance=6)
+    with torch.no_grad():
+        ref = eg3d_G.synthesis(ws[:1], c, opts)
+        img = student.superresolution(ref["feature_image"][:, :3], ref["feature_image"], ws[:1])
+    torch.testing.assert_close(img, ref["image"], atol=1e-5, rtol=1e-5)
+
+
+def test_ws_statistics_from_the_teacher(student, eg3d_G):
+    assert torch.equal(student.mapping.w_avg, eg3d_G.backbone.mapping.w_avg)
+    assert 0 < float(student.mapping.w_scale) < float("inf")
+
+
+def test_light_head_starts_as_upsampled_raw(eg3d_G, ws):
+    torch.manual_seed(0)
+    s = StudentGenerator(student_config_for_teacher(eg3d_G, **TINY, sr_kind="light", sr_channels=[16])).eval()
+    with torch.no_grad():
+        out = s(ws, _cams(0.0, 0.1))
+    up = ops.upsample2d(out["image_raw"], s.superresolution.block0.f1d)
+    torch.testing.assert_close(out["image"], up, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ConfigError, match="needs 1 positive channel"):
+        student_config_for_teacher(eg3d_G, sr_kind="light", sr_channels=[16, 8])
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="power of two"):
+        StudentConfig(feature_resolution=48)
+    with pytest.raises(ConfigError, match="outputs 128 px"):
+        StudentConfig(img_resolution=256, sr_kind="2X")
+    with pytest.raises(ConfigError, match="equal feature_resolution"):
+        StudentConfig(img_resolution=128, feature_resolution=64, sr_kind=None)
+    with pytest.raises(ConfigError, match="not light"):
+        StudentConfig(sr_kind="9X")
+
+
+def test_payload_round_trip_weights_only(student, ws):
+    buf = io.BytesIO()
+    torch.save(student_payload(student), buf)
+    buf.seek(0)
+    again = build_student(torch.load(buf, weights_only=True))
+    c = _cams(0.3, -0.3)
+    with torch.no_grad():
+        assert torch.equal(again(ws, c)["image"], student(ws, c)["image"])
+    with pytest.raises(CheckpointError, match="not {'config'"):
+        build_student({"config": {}})
+    bad = student_payload(student)
+    bad["config"]["style_dim"] = "wide"
+    with pytest.raises(CheckpointError, match="bad student config"):
+        build_student(bad)
+
+
+def test_student_branch_in_a_trident_file(student, eg3d_snapshot, ws, tmp_path):
+    """One file holds the teacher and the student; load_model exposes both branches through Model.render."""
+    snap = eg3d_snapshot
+    import dataclasses
+    path = tmp_path / "with_student.pkl"
+    save_snapshot(path, dataclasses.replace(snap, extra={"student": student_payload(student)}))
+    model = load_model(path)
+    assert model.branches == ("sr2d", "student")
+    c = _cams(0.25)
+    out = model.render("student", ws[:1], c)
+    assert set(out) == {"image", "image_raw"}
+    with torch.no_grad():
+        assert torch.equal(out["image"], student(ws[:1], c)["image"])

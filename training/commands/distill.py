@@ -1,0 +1,150 @@
+"""``python -m training distill``: distil a teacher NeRF-GAN into the convolutional ``student`` branch.
+
+    python -m training distill --teacher PKL --config distill-ffhq512 --outdir runs [--kimg 5000]
+        [--snap-kimg 100] [--resume auto|PKL] [--data DATASET] [--set key=value ...] [--device auto|cpu|cuda]
+
+The teacher is a Trident snapshot or an EG3D/Mimic3D network pickle. A run folder ``runs/NNNNN-<config>-<teacher>/``
+receives the resolved ``config.yaml``, ``stats.jsonl`` (one line per tick, and one ``eval/*`` line per snapshot
+with PSNR etc. of the student against the teacher on held-out pairs), ``compareXXXXXX.png`` grids (teacher and
+student rows over a yaw sweep) and ``network-snapshot-XXXXXX.pkl`` files: the teacher plus the student, which
+``python -m core samples --branch student`` renders. ``--resume auto`` continues the newest run under ``--outdir``
+(its teacher is the one inside the snapshot); ``--data`` gives the dataset whose camera labels are used with
+``--set sampling.cameras=dataset``. Runs under ``torchrun`` like ``python -m training train``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from core.checkpoint import load_snapshot
+from core.commands.common import UsageError, resolve_device
+
+from .. import distill, loop
+from ..distill_config import load_distill_config
+from ..distill_eval import evaluate, make_held_out, save_comparison_grid
+from .train import _init_distributed, _rank_device
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("distill", help="distil a teacher into the convolutional student branch", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teacher", default=None, help="teacher model file (Trident .pkl or EG3D/Mimic3D pickle)")
+    p.add_argument("--config", required=True, help="preset name (training/configs/distill-*.yaml) or YAML path")
+    p.add_argument("--outdir", required=True, type=Path)
+    p.add_argument("--kimg", type=float, default=None, help="total length in thousands of distillation pairs")
+    p.add_argument("--snap-kimg", type=float, default=None, help="snapshot interval in kimg")
+    p.add_argument("--resume", default=None, help="'auto' (newest run in --outdir) or a distillation snapshot")
+    p.add_argument("--data", default=None, help="dataset whose camera labels to use (sets sampling.data)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=None)
+    return p
+
+
+def _resume_target(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
+    if args.resume == "auto":
+        run_dir = loop.find_resume_run(args.outdir) if args.outdir.exists() else None
+        return run_dir, (loop.latest_snapshot(run_dir) if run_dir is not None else None)
+    if args.resume:
+        path = Path(args.resume)
+        if not path.is_file():
+            raise UsageError(f"no such snapshot: {path}")
+        return path.parent, path
+    return None, None
+
+
+def _camera_labels(cfg) -> "object | None":
+    if cfg.sampling.cameras != "dataset":
+        return None
+    if cfg.sampling.data is None:
+        raise UsageError("sampling.cameras is 'dataset': pass --data DATASET (or set sampling.data)")
+    from ..dataset import ImageDataset
+
+    ds = ImageDataset(cfg.sampling.data)
+    try:
+        return ds.labels()
+    finally:
+        ds.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    for flag, key in ((args.kimg, "run.kimg"), (args.snap_kimg, "run.snap_kimg"), (args.seed, "run.seed")):
+        if flag is not None:
+            overrides.append(f"{key}={flag}")
+    if args.data is not None:
+        overrides.append(f"sampling.data={json.dumps(str(args.data))}")
+    run_dir, resume_path = _resume_target(args)
+    if resume_path is None and args.teacher is None:
+        raise UsageError("--teacher PKL is required (unless resuming a distillation run)")
+    if resume_path is not None and (run_dir / "config.yaml").exists():
+        cfg = load_distill_config(run_dir / "config.yaml", overrides)  # the run's own config, plus new overrides
+    else:
+        cfg = load_distill_config(args.config, overrides)
+    # the teacher travels inside distillation snapshots, so a resumed run keeps its own teacher
+    snap = load_snapshot(resume_path if resume_path is not None else args.teacher)
+    labels = _camera_labels(cfg)
+
+    rank, world = _init_distributed(args.device)
+    device = resolve_device(args.device) if world == 1 else _rank_device(args.device)
+    if cfg.optim.batch % (cfg.optim.batch_gpu * world):
+        raise UsageError(f"optim.batch {cfg.optim.batch} must be a multiple of batch_gpu x processes "
+                         f"({cfg.optim.batch_gpu} x {world})")
+    d = distill.build_distiller(cfg, snap, device, labels, seed=cfg.run.seed)
+    d.rank, d.world_size = rank, world
+    d.gen.manual_seed(cfg.run.seed * 1000 + rank)  # different latents and cameras per process
+    if resume_path is not None:
+        distill.restore_distill_snapshot(d, snap, resume_path.name)
+        if world > 1:
+            d.gen.manual_seed(cfg.run.seed * 1000 + rank + d.progress.batch_idx)
+        if rank == 0:
+            for stale in run_dir.glob("*.tmp"):  # half-written snapshots of a killed process
+                stale.unlink()
+            if args.teacher is not None:
+                print(f"note: --teacher ignored, the teacher inside {resume_path.name} is used")
+            print(f"resuming {run_dir.name} from {resume_path.name} at {d.progress.cur_nimg / 1000:.3f} kimg")
+    elif rank == 0:
+        run_dir = loop.new_run_dir(args.outdir, f"{Path(str(args.config)).stem}-{Path(args.teacher).stem}")
+        print(f"new run {run_dir}" + (f" ({world} processes)" if world > 1 else ""))
+    if world > 1:
+        holder = [str(run_dir) if rank == 0 else None]
+        torch.distributed.broadcast_object_list(holder, src=0)
+        run_dir = Path(holder[0])
+
+    held = None
+    if rank == 0:
+        distill.write_config(run_dir, cfg)
+        if cfg.run.eval_pairs > 0:
+            held = make_held_out(d, cfg.run.eval_pairs, cfg.run.seed, cfg.optim.batch_gpu)
+            if resume_path is None:  # the untrained student's scores: the baseline of the curve
+                loop.append_jsonl(run_dir / "stats.jsonl", {"kimg": 0.0, **evaluate(d.student_ema, held, d.lpips)})
+
+    def on_snapshot(dd: distill.Distiller, rd: Path) -> dict:
+        kimg = dd.progress.cur_nimg // 1000
+        save_comparison_grid(dd, rd / f"compare{kimg:06d}.png", cfg.run.grid, cfg.run.seed)
+        return evaluate(dd.student_ema, held, dd.lpips) if held is not None else {}
+
+    total = cfg.run.kimg
+    bar = tqdm(total=round(total, 3), initial=round(d.progress.cur_nimg / 1000, 3), unit="kimg", disable=rank != 0,
+               bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}{postfix}]")
+
+    def on_tick(rec: dict) -> None:
+        bar.n = round(rec["kimg"], 3)
+        bar.set_postfix({"s/kimg": f"{rec['sec_per_kimg']:.0f}", "recon": f"{rec.get('loss/recon', float('nan')):.3f}",
+                         "psnr": f"{rec.get('metric/psnr', float('nan')):.1f}", "stage": rec.get("schedule/stage")})
+        bar.refresh()
+
+    try:
+        distill.distill_loop(d, run_dir, total, cfg.run.snap_kimg, cfg.run.tick_kimg, on_tick=on_tick,
+                             on_snapshot=on_snapshot)
+    finally:
+        bar.close()
+        if world > 1:
+            torch.distributed.destroy_process_group()
+    if rank == 0:
+        print(f"done: {run_dir / loop.snapshot_name(d.progress.cur_nimg)}")
+    return 0
