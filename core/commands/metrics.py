@@ -1,4 +1,6 @@
-"""``python -m core metrics``: compare a model's images with a dataset's (SWD; no pretrained weights needed).
+"""``python -m core metrics``: compare a model's images with a dataset's (SWD; no pretrained weights needed), and
+measure each branch's 3D consistency (``consistency``: warp nearby views into each other with depth, masked PSNR
+in dB, higher is more consistent; see core.metrics.consistency; needs no dataset).
 
 Fakes follow EG3D's metric protocol: z ~ N(0, I); for each fake a camera label drawn from the dataset's labels,
 used both to condition the mapping network and to render. Real images are the first ``--num`` of the dataset in
@@ -17,21 +19,29 @@ from tqdm import tqdm
 
 from ..checkpoint import build_generator, load_snapshot
 from ..image_files import ImageFilesError, iter_images, read_labels
+from ..metrics.consistency import model_consistency
 from ..metrics.swd import swd
+from ..model import BRANCHES, BranchError, load_model
 from ..triplane import RenderOptions
 from .common import UsageError, resolve_device
 
-METRICS = ("swd",)
+METRICS = ("swd", "consistency")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("metrics", help="image-set metrics against a dataset", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, help="Trident .pkl or EG3D network pickle")
-    p.add_argument("--data", required=True, help="dataset zip or folder (EG3D format, with dataset.json labels)")
+    p.add_argument("--data", default=None,
+                   help="dataset zip or folder (EG3D format, with dataset.json labels); needed by swd")
     p.add_argument("--metrics", default="swd", help=f"comma list of {', '.join(METRICS)}")
     p.add_argument("--num", type=int, default=1024, help="images per set (default 1024)")
-    p.add_argument("--branch", choices=("sr2d",), default="sr2d")
+    p.add_argument("--branch", choices=BRANCHES, default=None,
+                   help="swd: sr2d (the default and only choice); consistency: one branch (default: every branch)")
+    p.add_argument("--pairs", type=int, default=16, help="consistency: view pairs (one latent each; default 16)")
+    p.add_argument("--view-delta", type=float, default=0.1, help="consistency: yaw between the views, radians")
+    p.add_argument("--depth-tol", type=float, default=0.02,
+                   help="consistency: relative depth tolerance of the occlusion test (default 0.02)")
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1: none)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
@@ -74,7 +84,44 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown metric(s) {', '.join(unknown) or '(none)'}; available: {', '.join(METRICS)}")
     if args.num < 2 or args.batch < 1:
         raise UsageError("--num must be at least 2 and --batch at least 1")
+    if "swd" in wanted and args.data is None:
+        raise UsageError("swd needs --data (a dataset to compare with)")
+    if "swd" in wanted and args.branch not in (None, "sr2d"):
+        raise UsageError(f"swd measures the sr2d branch only (got --branch {args.branch})")
+    if "consistency" in wanted and (args.pairs < 1 or not args.view_delta or args.depth_tol <= 0):
+        raise UsageError("--pairs must be at least 1, --view-delta non-zero and --depth-tol positive")
     device = resolve_device(args.device)
+    results = {"network": str(args.network), "trunc": args.trunc, "seed": args.seed}
+    if "consistency" in wanted:
+        results["consistency"] = consistency(args, device)
+    if "swd" in wanted:
+        results.update(run_swd(args, device))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(json.dumps(results, indent=2))
+        tmp.replace(args.out)
+    return 0
+
+
+def consistency(args: argparse.Namespace, device: torch.device) -> dict:
+    model = load_model(args.network, device)
+    branches = list(model.branches)
+    if args.branch is not None:
+        try:
+            model.check_branch(args.branch)
+        except BranchError as e:
+            raise UsageError(str(e)) from None
+        branches = [args.branch]
+    res = model_consistency(model, branches, args.pairs, seed=args.seed, truncation_psi=args.trunc,
+                            delta=args.view_delta, rel_tol=args.depth_tol,
+                            progress=lambda it: tqdm(it, desc="consistency", unit="pair", leave=False))
+    for branch, r in res.items():
+        print(f"consistency {branch:9s} {r.psnr:7.2f} dB  coverage {r.coverage:.2f}  ({r.pairs} pairs)")
+    return {b: r.as_dict() for b, r in res.items()}
+
+
+def run_swd(args: argparse.Namespace, device: torch.device) -> dict:
     snap = load_snapshot(args.network)
     G = build_generator(snap.generator, snap.G_ema, device)
     try:
@@ -87,13 +134,7 @@ def run(args: argparse.Namespace) -> int:
     n = reals.shape[0]
     fakes = generate(G, np.asarray(list(labels.values()), dtype=np.float32), n, args.batch, args.trunc, args.seed,
                      device)
-    results = {"network": str(args.network), "data": str(args.data), "num": n, "trunc": args.trunc,
-               "branch": args.branch, "seed": args.seed}
-    if "swd" in wanted:
-        results["swd"] = swd(reals, fakes, seed=args.seed)
-    for k, v in results.get("swd", {}).items():
+    results = {"data": str(args.data), "num": n, "branch": "sr2d", "swd": swd(reals, fakes, seed=args.seed)}
+    for k, v in results["swd"].items():
         print(f"{k:10s} {v:10.3f}")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-    return 0
+    return results

@@ -9,8 +9,11 @@ import torch
 from core.checkpoint import build_generator, load_snapshot
 from core.network_pickle import (CheckpointError, StubModule, UnsafePickleError, generator_config_from_stub,
                                  mimic3d_backbone_settings, restricted_load, stub_child)
-from tests.core.test_pickle_safety import (PAYLOADS, Call, Glob, _emit, assert_one_line, capture_records,  # noqa: F401
-                                           env, load_refused, rewrite_pickle)
+from tests.core import test_pickle_safety
+from tests.core.test_pickle_safety import (PAYLOADS, Call, Glob, _emit, assert_one_line, capture_records, load_refused,
+                                           rewrite_pickle)
+
+env = test_pickle_safety.env  # the sentinel / victim-directory fixture of the EG3D pickle-safety tests
 
 
 @pytest.fixture(scope="module")
