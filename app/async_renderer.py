@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from .requests import Backend, BranchResult, ModelInfo, RenderRequest
+from .threads import error_line, lower_thread_priority
 
 
 @dataclass
@@ -36,16 +37,12 @@ class LoadFailed:
 Event = Union[ModelLoaded, LoadFailed, BranchResult]
 
 
-def error_line(e: BaseException) -> str:
-    """One line for the UI: the exception type and the first line of its message."""
-    msg = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {msg[0]}" if msg else type(e).__name__
-
-
 class AsyncRenderer:
     """One render thread serving the UI. ``loader(path) -> Backend`` runs on that thread too."""
 
-    def __init__(self, loader: Callable[[str], Backend], on_event: Callable[[], None] | None = None):
+    def __init__(self, loader: Callable[[str], Backend], on_event: Callable[[], None] | None = None,
+                 background: bool = True):
+        self.background = background  # lower the render thread's CPU priority below the UI's
         self._loader = loader
         self._on_event = on_event or (lambda: None)  # e.g. wake the UI loop (glfw.post_empty_event)
         self._cond = threading.Condition()
@@ -123,6 +120,8 @@ class AsyncRenderer:
         self._on_event()
 
     def _run(self) -> None:
+        if self.background:
+            lower_thread_priority()
         while True:
             with self._cond:
                 while not (self._closing or self._pending_open is not None or self._pending is not None):

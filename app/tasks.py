@@ -10,7 +10,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from .async_renderer import error_line
+from .threads import error_line, lower_thread_priority
 
 
 class Task:
@@ -32,6 +32,7 @@ class Task:
         self._thread.start()
 
     def _run(self, fn: Callable[["Task"], Any]) -> None:
+        lower_thread_priority()
         try:
             self.result = fn(self)
         except Exception as e:  # noqa: BLE001 - shown in the panel that started the job

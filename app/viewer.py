@@ -35,6 +35,7 @@ from .window import Window
 
 PANEL_WIDTH_EM = 26          # control panel width in font sizes
 LABEL_WIDTH_EM = 7.5         # room for the labels right of the controls
+REDRAW_EVERY_S = 0.5         # redraw at least this often even when nothing seems to change
 PANE_FLAGS = (imgui.WindowFlags_.no_move | imgui.WindowFlags_.no_resize | imgui.WindowFlags_.no_collapse
               | imgui.WindowFlags_.no_scrollbar | imgui.WindowFlags_.no_scroll_with_mouse
               | imgui.WindowFlags_.no_saved_settings)
@@ -55,12 +56,14 @@ class Viewer:
     """``loader(path) -> Backend`` opens models on the render thread (default: :class:`ModelBackend`)."""
 
     def __init__(self, loader: Callable[[str], Backend] | None = None, width: int = 1280, height: int = 800,
-                 device: str = "auto", fixed_dt: float | None = None, fps_limit: int = 60):
+                 device: str = "auto", fixed_dt: float | None = None, fps_limit: int = 60,
+                 background_renders: bool = True):
         self.window = Window(width, height, fixed_dt=fixed_dt)
         self.fixed_dt = fixed_dt
         self.bank = LatentBank()
         self.device = device
-        self.renderer = AsyncRenderer(loader or self._load_model, on_event=glfw.post_empty_event)
+        self.renderer = AsyncRenderer(loader or self._load_model, on_event=glfw.post_empty_event,
+                                      background=background_renders)
         self.state = ViewerState()
         self.recent = RecentFiles()
         self.info: ModelInfo | None = None
@@ -70,13 +73,17 @@ class Viewer:
         self.panes: dict[str, ImagePane] = {}
         self.mesh_view: MeshView | None = None
         self.fps_limit = fps_limit
-        self.frame_times: deque[float] = deque(maxlen=240)
+        self.frame_times: deque[float] = deque(maxlen=240)  # seconds between loop iterations (the UI rate)
+        self.draw_ms: deque[float] = deque(maxlen=240)      # work of frames that were drawn (UI + GL + swap)
+        self.drawn_frames = 0
+        self._last_draw = 0.0
         self.branch_ms: dict[str, deque[float]] = {}
         self.last_saved = ""
         self.clock = 0.0 if fixed_dt is not None else time.monotonic()
         self._last_frame = time.perf_counter()
         self._capture_to: str | None = None
         self._last_camera = None
+        self._drawn_content: tuple = ()
         self.initial_camera = (0.0, 0.0)  # yaw, pitch (radians) set when a model is opened
         self.widgets = [ModelWidget(self), LatentWidget(self), CameraWidget(self), RenderWidget(self),
                         ExportWidget(self), PerfWidget(self)]
@@ -236,13 +243,23 @@ class Viewer:
         if self.info is not None:
             self.renderer.submit(self.state.request(self.info, self.clock))
         capture_to, self._capture_to = self._capture_to, None
-        shot = self.window.end_frame(capture or capture_to is not None)
+        if self._content_key() != self._drawn_content or time.perf_counter() - self._last_draw > REDRAW_EVERY_S:
+            self.window.needs_redraw = True  # pane/mesh textures changed behind identical ImGui draw data
+        drawn, shot = self.window.end_frame(capture or capture_to is not None)
         if capture_to is not None:
             self.last_saved = f"saved {save_png(capture_to, shot)}"
         end = time.perf_counter()
+        if drawn:
+            self._drawn_content, self._last_draw = self._content_key(), end
+            self.draw_ms.append((end - now) * 1000)
+            self.drawn_frames += 1
         self.frame_times.append(end - self._last_frame)
         self._last_frame = end
         return shot
+
+    def _content_key(self) -> tuple:
+        panes = tuple(p._drawn_key for p in self.panes.values())
+        return panes, None if self.mesh_view is None else self.mesh_view._drawn_key
 
     def pace(self) -> None:
         """Wait out the rest of the frame budget (FPS limit); when nothing moves or renders, sleep until input or a

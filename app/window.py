@@ -6,6 +6,8 @@ forward-compatible 3.3 core context only.
 """
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import os
 
 if os.environ.get("XDG_SESSION_TYPE") == "wayland" and not os.environ.get("PYOPENGL_PLATFORM"):
@@ -55,8 +57,14 @@ class Window:
         io.config_flags |= imgui.ConfigFlags_.nav_enable_keyboard
         self.impl = GlfwRenderer(self.handle)
         glfw.set_drop_callback(self.handle, self._on_drop)
+        glfw.set_window_refresh_callback(self.handle, self._on_refresh)
+        self._last_signature: bytes | None = None
+        self.needs_redraw = True  # set by anything that changes GL content behind unchanged draw data
         self.gl_version = gl.glGetString(gl.GL_VERSION).decode()
         self.gl_renderer = gl.glGetString(gl.GL_RENDERER).decode()
+
+    def _on_refresh(self, _window) -> None:
+        self.needs_redraw = True
 
     def _on_drop(self, _window, paths) -> None:
         self.dropped_paths.extend(str(p) for p in paths)
@@ -84,18 +92,38 @@ class Window:
             imgui.get_io().delta_time = self.fixed_dt
         imgui.new_frame()
 
-    def end_frame(self, capture: bool = False) -> np.ndarray | None:
-        """Render the UI to the window; with ``capture`` return the finished frame.  # [H, W, 3] uint8"""
+    @staticmethod
+    def _signature(draw_data) -> bytes:
+        """A digest of everything ImGui asks to draw this frame (vertices, indices, textures, clip rects)."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr((draw_data.display_size.x, draw_data.display_size.y)).encode())
+        for cl in draw_data.cmd_lists:
+            h.update(ctypes.string_at(cl.vtx_buffer.data_address(), cl.vtx_buffer.size() * imgui.VERTEX_SIZE))
+            h.update(ctypes.string_at(cl.idx_buffer.data_address(), cl.idx_buffer.size() * imgui.INDEX_SIZE))
+            for cmd in cl.cmd_buffer:
+                r = cmd.clip_rect
+                h.update(repr((cmd.get_tex_id(), r.x, r.y, r.z, r.w, cmd.elem_count, cmd.idx_offset)).encode())
+        return h.digest()
+
+    def end_frame(self, capture: bool = False) -> tuple[bool, np.ndarray | None]:
+        """Render the UI to the window unless it would repeat the last frame exactly (software OpenGL spends
+        milliseconds per frame that the renders need). Returns (drawn, image [H, W, 3] uint8 when ``capture``)."""
         imgui.render()
+        draw_data = imgui.get_draw_data()
+        textures_pending = any(t.status != imgui.ImTextureStatus.ok for t in imgui.get_platform_io().textures)
+        signature = None if textures_pending else self._signature(draw_data)
+        if signature is not None and signature == self._last_signature and not (capture or self.needs_redraw):
+            return False, None
+        self._last_signature, self.needs_redraw = signature, False
         w, h = self.size
         gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
         gl.glViewport(0, 0, w, h)
         gl.glClearColor(0.08, 0.08, 0.09, 1.0)
         gl.glClear(gl.GL_COLOR_BUFFER_BIT)
-        self.impl.render(imgui.get_draw_data())
+        self.impl.render(draw_data)
         shot = read_window(w, h) if capture else None
         glfw.swap_buffers(self.handle)
-        return shot
+        return True, shot
 
     def close(self) -> None:
         if self.handle is None:

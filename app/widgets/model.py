@@ -1,6 +1,9 @@
 """Model panel: the loaded model, a path field, a native file dialog, recent files, drag and drop, load errors."""
 from __future__ import annotations
 
+import shutil
+import sys
+
 from imgui_bundle import imgui
 
 from ..panes import DIM_COLOR, ERROR_COLOR
@@ -22,6 +25,10 @@ class ModelWidget:
                 self.viewer.open_model(picked[0])
 
     def _browse(self) -> None:
+        if sys.platform.startswith("linux") and not any(shutil.which(t) for t in ("zenity", "kdialog", "matedialog",
+                                                                                    "qarma", "yad")):
+            self.viewer.load_error = "no native file dialog here (install zenity); type a path or drop a file"
+            return
         try:
             from imgui_bundle import portable_file_dialogs as pfd
             self.dialog = pfd.open_file("Open a model", self.path_text, MODEL_FILTERS)

@@ -1,0 +1,24 @@
+"""Thread helpers shared by the render thread and background jobs."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+BACKGROUND_NICE = 10
+
+
+def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
+    """Make the calling thread yield the CPU to the UI thread (Linux threads have their own nice value), so the UI
+    keeps its frame rate while renders and jobs use every core. Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:
+            pass
+
+
+def error_line(e: BaseException) -> str:
+    """One line for the UI: the exception type and the first line of its message."""
+    msg = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {msg[0]}" if msg else type(e).__name__
