@@ -9,7 +9,13 @@ a frontal camera) for
   super-resolution to 512), at each ``--nrr`` with 48+48 samples per ray;
 
 for each batch size and sampling mode (``det``: deterministic depths; ``std``: EG3D's stratified jitter and
-random inverse-CDF draws). Times are the median of ``--repeats`` runs after ``--warmup`` runs, divided by the
+random inverse-CDF draws); and the ``direct3d`` branch (mapping + 3D-aware backbone with detail tri-planes +
+volume rendering of coarse + detail tri-planes at the output resolution, no super-resolution) for
+
+* ``mimic3d512``: Mimic3D's FFHQ-512 3D-stage architecture with random weights (3D-aware blocks at 4..256,
+  256^2 coarse and 512^2 detail tri-planes), at each ``--direct3d-res`` (default 128, 256, 512) with 48+48
+  samples per ray, batch sizes ``--direct3d-batches`` (default 1), in ray chunks of 8192 (bounded memory).
+ Times are the median of ``--repeats`` runs after ``--warmup`` runs, divided by the
 batch size; CUDA work is timed with CUDA events.
 
 The reference column runs the same work through the literal reference operators (``RenderOptions(plain=True)``:
@@ -48,7 +54,8 @@ from ..config import GeneratorConfig, RenderingConfig
 from ..triplane import RenderOptions, TriPlaneGenerator
 from .common import UsageError, resolve_device
 
-MODELS = ("fixture", "ffhq512")
+MODELS = ("fixture", "ffhq512", "mimic3d512")
+BRANCH = {"fixture": "sr2d", "ffhq512": "sr2d", "mimic3d512": "direct3d"}
 SAMPLING = {"det": True, "std": False}
 DEFAULT_NETWORK = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "eg3d_ffhq128" / "network.pkl"
 TOLERANCE = 1e-3
@@ -57,14 +64,23 @@ SEED = 0
 # batch 1, standard sampling. Keys: (model, nrr, coarse samples, importance samples).
 EG3D_KNOWN_S = {("fixture", 64, 12, 12): 1.0, ("ffhq512", 64, 48, 48): 10.0}
 QUICK = {"models": "fixture", "batches": "1", "repeats": 1, "warmup": 0}
-DEFAULTS = {"models": "fixture,ffhq512", "batches": "1,8", "nrr": "64,128", "sampling": "det,std", "repeats": 3,
-            "warmup": 1, "reference_batches": "1"}
+DEFAULTS = {"models": "fixture,ffhq512,mimic3d512", "batches": "1,8", "nrr": "64,128", "sampling": "det,std",
+            "repeats": 3, "warmup": 1, "reference_batches": "1", "direct3d_res": "128,256,512",
+            "direct3d_batches": "1"}
 
 
 def ffhq512_config() -> GeneratorConfig:
     """EG3D's official FFHQ-512 generator (the GeneratorConfig defaults) with 48+48 samples per ray."""
     return GeneratorConfig(rendering=RenderingConfig(depth_resolution=48, depth_resolution_importance=48,
                                                      ray_start=2.25, ray_end=3.3))
+
+
+def mimic3d512_config() -> GeneratorConfig:
+    """Mimic3D's FFHQ-512 3D-stage generator (ffhq512_3d.yaml: aware3d_res 4..256, retidx [-3, -1]), 48+48 samples."""
+    return GeneratorConfig(aware3d_res=(4, 8, 16, 32, 64, 128, 256), detail_blocks=2, const_batch_dim=True,
+                           rendering=RenderingConfig(depth_resolution=48, depth_resolution_importance=48,
+                                                     ray_start=2.25, ray_end=3.3, plane_convention="mimic3d",
+                                                     density_reg_p_dist=0.002))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -82,6 +98,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--nrr", default=None,
                    help="neural rendering resolutions for ffhq512 (default: 64,128; the fixture uses its own)")
     p.add_argument("--sampling", default=None, help="comma list of det, std (default: det,std)")
+    p.add_argument("--direct3d-res", default=None,
+                   help="direct3d output resolutions for mimic3d512 (default: 128,256,512)")
+    p.add_argument("--direct3d-batches", default=None, help="batch sizes of the direct3d rows (default: 1)")
     p.add_argument("--repeats", default=None, help="timed runs per case; the median is reported (default 3)")
     p.add_argument("--warmup", default=None, help="untimed runs before timing (default 1)")
     p.add_argument("--threads", default=None, help="torch CPU threads (default: torch's choice)")
@@ -130,6 +149,8 @@ class Settings:
     warmup: int
     threads: int | None
     reference_batches: list[int]
+    direct3d_res: list[int]
+    direct3d_batches: list[int]
 
 
 def parse_settings(args: argparse.Namespace) -> Settings:
@@ -156,7 +177,9 @@ def parse_settings(args: argparse.Namespace) -> Settings:
                  nrrs=_int_list(pick("nrr"), "nrr", 8),
                  sampling=_choice_list(pick("sampling"), "sampling", tuple(SAMPLING)),
                  repeats=one_int("repeats", 1), warmup=one_int("warmup", 0), threads=one_int("threads", 1),
-                 reference_batches=_int_list(pick("reference_batches"), "reference-batches", 1))
+                 reference_batches=_int_list(pick("reference_batches"), "reference-batches", 1),
+                 direct3d_res=_int_list(pick("direct3d_res"), "direct3d-res", 8),
+                 direct3d_batches=_int_list(pick("direct3d_batches"), "direct3d-batches", 1))
     return s
 
 
@@ -278,15 +301,17 @@ def time_runs(fn: Callable[[], torch.Tensor], device: torch.device, warmup: int,
 @dataclass
 class Case:
     model: str
-    nrr: int
+    nrr: int          # sr2d: neural rendering resolution; direct3d: the output resolution (rays per side)
     coarse: int
     importance: int
     batch: int
     sampling: str
+    branch: str = "sr2d"
 
 
 def make_pass(G: TriPlaneGenerator, case: Case, device: torch.device, plain: bool) -> Callable[[], torch.Tensor]:
-    """The measured work: mapping + synthesis of the super-resolved image for a batch, frontal camera."""
+    """The measured work: mapping + synthesis of the branch's image (sr2d: super-resolved) for a batch, frontal
+    camera."""
     r = G.cfg.rendering
     z = torch.from_numpy(np.random.RandomState(SEED).randn(case.batch, G.z_dim)).float().to(device)
     c = Camera.frontal_offset(0.0, 0.0, r.avg_camera_pivot, r.avg_camera_radius, device=device).to_label()
@@ -298,6 +323,8 @@ def make_pass(G: TriPlaneGenerator, case: Case, device: torch.device, plain: boo
         gen = torch.Generator(device=device).manual_seed(SEED)  # same jitter for every run and both paths
         with torch.no_grad():
             ws = G.mapping(z, c)
+            if case.branch == "direct3d":
+                return G.synthesis_direct3d(ws, c, opts, generator=gen)["image"]
             return G.synthesis(ws, c, opts, generator=gen)["image"]
     return fn
 
@@ -353,16 +380,16 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-COLUMNS = ("model", "nrr", "samples", "batch", "sampling", "ms/img fast", "ms/img ref", "ref/fast", "max diff",
+COLUMNS = ("model", "branch", "nrr", "samples", "batch", "sampling", "ms/img fast", "ms/img ref", "ref/fast", "max diff",
            "peak MB")
 
 
 def table_lines(rows: list[dict]) -> list[str]:
-    cells = [[r["model"], str(r["nrr"]), f"{r['samples'][0]}+{r['samples'][1]}", str(r["batch"]), r["sampling"],
+    cells = [[r["model"], r["branch"], str(r["nrr"]), f"{r['samples'][0]}+{r['samples'][1]}", str(r["batch"]), r["sampling"],
               _fmt(r["ms_per_image"], ".1f"), _fmt(r["ms_per_image_reference"], ".1f"), _fmt(r["speedup"], ".2f"),
               _fmt(r["max_abs_diff"], ".2e"), _fmt(r["peak_mb"], ".0f")] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(COLUMNS)]
-    left = {0, 4}
+    left = {0, 1, 5}
 
     def line(vals):
         return "  ".join(v.ljust(w) if i in left else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))
@@ -396,11 +423,14 @@ def build_cases(settings: Settings, models: dict[str, TriPlaneGenerator]) -> lis
     for name in settings.models:
         G = models[name]
         r = G.cfg.rendering
-        nrrs = [G.cfg.neural_rendering_resolution] if name == "fixture" else settings.nrrs
+        branch = BRANCH[name]
+        nrrs = ([G.cfg.neural_rendering_resolution] if name == "fixture" else
+                settings.direct3d_res if branch == "direct3d" else settings.nrrs)
         for nrr in nrrs:
-            for batch in settings.batches:
+            for batch in (settings.direct3d_batches if branch == "direct3d" else settings.batches):
                 for sampling in settings.sampling:
-                    cases.append(Case(name, nrr, r.depth_resolution, r.depth_resolution_importance, batch, sampling))
+                    cases.append(Case(name, nrr, r.depth_resolution, r.depth_resolution_importance, batch, sampling,
+                                      branch))
     return cases
 
 
@@ -414,6 +444,9 @@ def load_models(settings: Settings, network: Path, device: torch.device) -> dict
     if "ffhq512" in settings.models:
         torch.manual_seed(SEED)
         models["ffhq512"] = build_generator(ffhq512_config(), None, device)
+    if "mimic3d512" in settings.models:
+        torch.manual_seed(SEED)
+        models["mimic3d512"] = build_generator(mimic3d512_config(), None, device)
     return models
 
 
@@ -436,7 +469,7 @@ def run(args: argparse.Namespace) -> int:
     for case in tqdm(cases, desc="bench", unit="case", file=sys.stderr):
         G = models[case.model]
         fast = measure(G, case, device, False, settings.warmup, settings.repeats, mem)
-        row = {"model": case.model, "nrr": case.nrr, "samples": [case.coarse, case.importance], "batch": case.batch,
+        row = {"model": case.model, "branch": case.branch, "nrr": case.nrr, "samples": [case.coarse, case.importance], "batch": case.batch,
                "sampling": case.sampling, "deterministic": SAMPLING[case.sampling],
                "image_resolution": int(fast["image"].shape[-1]),
                "ms_per_image": fast["ms_per_image"], "ms_per_image_min": fast["ms_per_image_min"],
@@ -445,7 +478,9 @@ def run(args: argparse.Namespace) -> int:
                "ms_per_image_reference": None, "ms_per_image_min_reference": None, "times_ms_reference": None,
                "cpu_times_ms_reference": None, "peak_mb_reference": None, "speedup": None, "max_abs_diff": None}
         image = fast.pop("image").float().cpu()
-        if not args.no_reference and case.batch in settings.reference_batches:
+        # direct3d rows skip the reference operators: they change only the backbone's convolutions, while the
+        # full-resolution ray marching dominates (and would double the longest runs)
+        if not args.no_reference and case.batch in settings.reference_batches and case.branch == "sr2d":
             ref = measure(G, case, device, True, settings.warmup, settings.repeats, mem)
             diff = float((ref.pop("image").float().cpu() - image).abs().max())
             row.update(ms_per_image_reference=ref["ms_per_image"], ms_per_image_min_reference=ref["ms_per_image_min"],
@@ -463,7 +498,8 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(f"ms/img: median over {settings.repeats} run(s) / batch; ref = literal reference operators "
           f"(grouped modulated conv, zero-insertion upfirdn2d); ref/fast = speed-up; max diff = max |fast - ref| "
-          f"of the image (tolerance {TOLERANCE:g}); peak MB = peak memory increase during the fast runs")
+          f"of the image (tolerance {TOLERANCE:g}); peak MB = peak memory increase during the fast runs; "
+          f"direct3d rows: nrr = output resolution, no reference run")
     if comparisons:
         print("original EG3D measured on a 2-core CPU like this one (project issue), batch 1, standard sampling:")
         for k in comparisons:
@@ -483,6 +519,8 @@ def run(args: argparse.Namespace) -> int:
         "environment": env,
         "settings": {"models": settings.models, "batches": settings.batches,
                      "nrr": settings.nrrs if "ffhq512" in models else None,
+                     "direct3d_res": settings.direct3d_res if "mimic3d512" in models else None,
+                     "direct3d_batches": settings.direct3d_batches if "mimic3d512" in models else None,
                      "sampling": settings.sampling, "repeats": settings.repeats, "warmup": settings.warmup,
                      "reference": not args.no_reference, "network": str(args.network) if "fixture" in models else None,
                      "seed": SEED, "noise_mode": "const", "camera": "frontal", "tolerance": TOLERANCE},

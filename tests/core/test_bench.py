@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import EG3D_FIXTURE, ROOT, require
 
-ROW_KEYS = {"model", "nrr", "samples", "batch", "sampling", "deterministic", "image_resolution", "ms_per_image",
+ROW_KEYS = {"model", "branch", "nrr", "samples", "batch", "sampling", "deterministic", "image_resolution", "ms_per_image",
             "ms_per_image_min", "times_ms", "cpu_times_ms", "peak_mb", "baseline_mb", "ms_per_image_reference",
             "ms_per_image_min_reference", "times_ms_reference", "cpu_times_ms_reference", "peak_mb_reference",
             "speedup", "max_abs_diff"}
@@ -105,3 +105,28 @@ def test_missing_network_is_a_usage_error(tmp_path, capsys):
     assert main(["bench", "--quick", "--network", str(tmp_path / "none.pkl"), "--out", str(tmp_path / "b.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1
+
+
+def test_direct3d_rows(tmp_path, capsys, monkeypatch):
+    """direct3d rows at two output resolutions; the architecture is swapped for a tiny Mimic3D one (same code path,
+    the 512 model's backbone alone takes tens of seconds on a CPU)."""
+    from core.__main__ import main
+    from core.commands import bench
+    from tests.conftest import tiny_mimic3d_config
+    real = bench.mimic3d512_config()
+    assert real.aware3d_res == (4, 8, 16, 32, 64, 128, 256) and real.detail_blocks == 2
+    monkeypatch.setattr(bench, "mimic3d512_config", lambda: tiny_mimic3d_config(rendering=real.rendering))
+    out = tmp_path / "d.json"
+    rc = main(["bench", "--models", "mimic3d512", "--direct3d-res", "8,16", "--sampling", "det", "--repeats", "1",
+               "--warmup", "0", "--device", "cpu", "--out", str(out)])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    assert [(r["model"], r["branch"], r["nrr"], r["batch"]) for r in rows] == [
+        ("mimic3d512", "direct3d", 8, 1), ("mimic3d512", "direct3d", 16, 1)]
+    for r in rows:
+        assert ROW_KEYS <= set(r)
+        assert r["image_resolution"] == r["nrr"] and r["samples"] == [48, 48]
+        assert r["ms_per_image"] > 0 and r["peak_mb"] >= 0 and r["ms_per_image_reference"] is None
+    assert data["settings"]["direct3d_res"] == [8, 16]
+    assert "direct3d" in capsys.readouterr().out
