@@ -1,5 +1,5 @@
-"""``python -m core metrics``: compare a model's images with a dataset's (SWD; no pretrained weights needed), and
-measure each branch's 3D consistency (``consistency``: warp nearby views into each other with depth, masked PSNR
+"""``python -m core metrics``: compare a model's images with a dataset's, per branch (SWD needs no pretrained
+weights; FID/KID need the Inception file, see core.metrics.fid), and measure each branch's 3D consistency (``consistency``: warp nearby views into each other with depth, masked PSNR
 in dB, higher is more consistent; see core.metrics.consistency; needs no dataset).
 
 Fakes follow EG3D's metric protocol: z ~ N(0, I); for each fake a camera label drawn from the dataset's labels,
@@ -17,15 +17,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..checkpoint import build_generator, load_snapshot
 from ..image_files import ImageFilesError, iter_images, read_labels
 from ..metrics.consistency import model_consistency
+from ..metrics.fid import DetectorError, extract_features, fid, kid, load_detector
 from ..metrics.swd import swd
-from ..model import BRANCHES, BranchError, load_model
+from ..model import BRANCHES, BranchError, Model, load_model
 from ..triplane import RenderOptions
 from .common import UsageError, resolve_device
 
-METRICS = ("swd", "consistency")
+METRICS = ("swd", "fid", "kid", "consistency")
+IMAGE_SET_METRICS = ("swd", "fid", "kid")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -37,7 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="swd", help=f"comma list of {', '.join(METRICS)}")
     p.add_argument("--num", type=int, default=1024, help="images per set (default 1024)")
     p.add_argument("--branch", choices=BRANCHES, default=None,
-                   help="swd: sr2d (the default and only choice); consistency: one branch (default: every branch)")
+                   help="one branch to measure (default: every branch the model has)")
+    p.add_argument("--inception", default=None,
+                   help="fid/kid: path of inception-2015-12-05.pt (default: $TRIDENT_INCEPTION or the cache folders)")
     p.add_argument("--pairs", type=int, default=16, help="consistency: view pairs (one latent each; default 16)")
     p.add_argument("--view-delta", type=float, default=0.1, help="consistency: yaw between the views, radians")
     p.add_argument("--depth-tol", type=float, default=0.02,
@@ -63,16 +66,18 @@ def load_reals(data: str, num: int, resolution: int) -> tuple[torch.Tensor, list
 
 
 @torch.no_grad()
-def generate(G, labels: np.ndarray, num: int, batch: int, trunc: float, seed: int, device) -> torch.Tensor:
+def generate(model: Model, branch: str, labels: np.ndarray, num: int, batch: int, trunc: float, seed: int
+             ) -> torch.Tensor:
+    """Fakes of one branch; every branch gets the same latents, cameras and sampling noise for a given seed."""
     rng = np.random.RandomState(seed)
     out = []
-    for start in tqdm(range(0, num, batch), desc="fakes", unit="batch", leave=False):
+    for start in tqdm(range(0, num, batch), desc=f"fakes {branch}", unit="batch", leave=False):
         n = min(batch, num - start)
-        z = torch.from_numpy(rng.randn(n, G.z_dim)).float().to(device)
-        c = torch.from_numpy(labels[rng.randint(len(labels), size=n)]).float().to(device)
-        ws = G.mapping(z, c, truncation_psi=trunc)
-        gen = torch.Generator(device).manual_seed(seed + start)
-        img = G.synthesis(ws, c, RenderOptions(deterministic=False), generator=gen)["image"]
+        z = torch.from_numpy(rng.randn(n, model.z_dim)).float().to(model.device)
+        c = torch.from_numpy(labels[rng.randint(len(labels), size=n)]).float().to(model.device)
+        ws = model.mapping(z, c, truncation_psi=trunc, truncation_cutoff=None)
+        gen = torch.Generator(model.device).manual_seed(seed + start)
+        img = model.render(branch, ws, c, RenderOptions(deterministic=False), generator=gen)["image"]
         out.append(img.float().cpu().clamp(-1, 1))
     return torch.cat(out)
 
@@ -84,18 +89,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown metric(s) {', '.join(unknown) or '(none)'}; available: {', '.join(METRICS)}")
     if args.num < 2 or args.batch < 1:
         raise UsageError("--num must be at least 2 and --batch at least 1")
-    if "swd" in wanted and args.data is None:
-        raise UsageError("swd needs --data (a dataset to compare with)")
-    if "swd" in wanted and args.branch not in (None, "sr2d"):
-        raise UsageError(f"swd measures the sr2d branch only (got --branch {args.branch})")
+    image_set = [m for m in wanted if m in IMAGE_SET_METRICS]
+    if image_set and args.data is None:
+        raise UsageError(f"{', '.join(image_set)} need(s) --data (a dataset to compare with)")
     if "consistency" in wanted and (args.pairs < 1 or not args.view_delta or args.depth_tol <= 0):
         raise UsageError("--pairs must be at least 1, --view-delta non-zero and --depth-tol positive")
     device = resolve_device(args.device)
     results = {"network": str(args.network), "trunc": args.trunc, "seed": args.seed}
     if "consistency" in wanted:
         results["consistency"] = consistency(args, device)
-    if "swd" in wanted:
-        results.update(run_swd(args, device))
+    if image_set:
+        results.update(run_image_set(args, device, image_set))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_name(args.out.name + ".tmp")
@@ -121,20 +125,54 @@ def consistency(args: argparse.Namespace, device: torch.device) -> dict:
     return {b: r.as_dict() for b, r in res.items()}
 
 
-def run_swd(args: argparse.Namespace, device: torch.device) -> dict:
-    snap = load_snapshot(args.network)
-    G = build_generator(snap.generator, snap.G_ema, device)
+def _branches(model: Model, branch: str | None) -> list[str]:
+    if branch is None:
+        return list(model.branches)
+    try:
+        model.check_branch(branch)
+    except BranchError as e:
+        raise UsageError(str(e)) from None
+    return [branch]
+
+
+def run_image_set(args: argparse.Namespace, device: torch.device, wanted: list[str]) -> dict:
+    """SWD / FID / KID of each branch's fakes against the dataset's first ``--num`` images."""
+    detector = None
+    if "fid" in wanted or "kid" in wanted:
+        try:
+            detector = load_detector(args.inception, device)
+        except DetectorError as e:
+            raise UsageError(str(e)) from None
+    model = load_model(args.network, device)
+    branches = _branches(model, args.branch)
     try:
         labels = read_labels(args.data)
         if not labels:
             raise UsageError(f"{args.data} has no camera labels (dataset.json); metrics need its camera distribution")
-        reals, _ = load_reals(args.data, args.num, G.img_resolution)
+        reals, _ = load_reals(args.data, args.num, model.img_resolution)
     except ImageFilesError as e:
         raise UsageError(str(e)) from None
     n = reals.shape[0]
-    fakes = generate(G, np.asarray(list(labels.values()), dtype=np.float32), n, args.batch, args.trunc, args.seed,
-                     device)
-    results = {"data": str(args.data), "num": n, "branch": "sr2d", "swd": swd(reals, fakes, seed=args.seed)}
-    for k, v in results["swd"].items():
-        print(f"{k:10s} {v:10.3f}")
-    return results
+    label_array = np.asarray(list(labels.values()), dtype=np.float32)
+    real_feats = extract_features(detector, reals, args.batch, device) if detector is not None else None
+    per_branch: dict[str, dict] = {}
+    for branch in branches:
+        fakes = generate(model, branch, label_array, n, args.batch, args.trunc, args.seed)
+        res: dict = {}
+        if "swd" in wanted:
+            res["swd"] = swd(reals, fakes, seed=args.seed)
+            for k, v in res["swd"].items():
+                print(f"{branch:9s} {k:10s} {v:10.3f}")
+        if detector is not None:
+            fake_feats = extract_features(detector, fakes, args.batch, device)
+            if "fid" in wanted:
+                res["fid"] = fid(real_feats, fake_feats)
+                print(f"{branch:9s} {'fid':10s} {res['fid']:10.3f}")
+            if "kid" in wanted:
+                res["kid"] = kid(real_feats, fake_feats, seed=args.seed)
+                print(f"{branch:9s} {'kid':10s} {res['kid']:10.5f}")
+        per_branch[branch] = res
+    out = {"data": str(args.data), "num": n, "branches": per_branch}
+    if "swd" in wanted and "sr2d" in per_branch:
+        out["swd"] = per_branch["sr2d"]["swd"]  # the headline value (the EG3D branch), as before
+    return out

@@ -57,3 +57,29 @@ def test_metrics_cli_errors(eg3d_fixture_dir, tmp_path, capsys):
     assert main(["metrics", "--network", net, "--data", str(tmp_path), "--metrics", "fid"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(e.startswith("error:") for e in err)
+
+
+def test_fid_kid_cli_with_a_torchscript_detector(eg3d_fixture_dir, tmp_path, capsys):
+    import torch
+
+    from tests.core.test_fid import TinyDetector
+
+    det = tmp_path / "inception-2015-12-05.pt"
+    torch.jit.script(TinyDetector()).save(str(det))
+    _write_dataset(tmp_path / "d.zip", n=6, res=64)
+    out = tmp_path / "m.json"
+    code = main(["metrics", "--network", str(eg3d_fixture_dir / "network.pkl"), "--data", str(tmp_path / "d.zip"),
+                 "--metrics", "fid,kid", "--inception", str(det), "--num", "6", "--batch", "3", "--out", str(out)])
+    assert code == 0
+    res = json.loads(out.read_text())["branches"]["sr2d"]
+    assert res["fid"] > 0 and np.isfinite(res["kid"]) and "swd" not in res
+    assert "fid" in capsys.readouterr().out
+
+
+def test_fid_without_the_inception_file_names_it(eg3d_fixture_dir, tmp_path, capsys):
+    _write_dataset(tmp_path / "d.zip", n=2, res=64)
+    code = main(["metrics", "--network", str(eg3d_fixture_dir / "network.pkl"), "--data", str(tmp_path / "d.zip"),
+                 "--metrics", "fid", "--inception", str(tmp_path / "nowhere.pt")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "inception-2015-12-05.pt" in err[0] and "nowhere.pt" in err[0]
