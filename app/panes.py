@@ -127,7 +127,8 @@ class ImagePane:
         status = "rendering..." if pending else ""
         if r is not None:
             res = r.raw.shape[0] if r.raw is not None else (r.depth.shape[0] if r.depth is not None else None)
-            status = f"{r.render_ms:.0f} ms" + (f" | {res}px rays" if res else "") + (" | " + status if status else "")
+            what = "features" if self.branch == "student" else "rays"  # the student does no ray marching
+            status = f"{r.render_ms:.0f} ms" + (f" | {res}x{res} {what}" if res else "") + (" | " + status if status else "")
         imgui.text_colored(DIM_COLOR, status or " ")
         if self.error is not None:
             imgui.text_colored(ERROR_COLOR, "render failed:")

@@ -13,9 +13,9 @@ from typing import Protocol
 import numpy as np
 
 BRANCH_LABELS = {
-    "sr2d": "sr2d: EG3D tri-plane + 2D super-resolution",
-    "direct3d": "direct3d: Mimic3D direct 3D rendering",
-    "student": "student: distilled 2D generator",
+    "sr2d": "sr2d - EG3D tri-plane + 2D SR",
+    "direct3d": "direct3d - Mimic3D direct 3D",
+    "student": "student - distilled 2D CNN",
 }
 
 

@@ -102,3 +102,25 @@ def gl_window(display):
     w = Window(320, 240, fixed_dt=1 / 60)
     yield w
     w.close()
+
+
+@pytest.fixture(scope="session")
+def three_branch_model(tmp_path_factory):
+    """A Trident file with all three branches: the Mimic3D fixture (sr2d + direct3d) plus a small student
+    initialised from it (random weights otherwise; made here, no training)."""
+    import torch
+    from core.checkpoint import load_snapshot, save_snapshot
+    from core.model import model_from_snapshot
+    from core.student import StudentGenerator, init_from_teacher, student_config_for_teacher, student_payload
+    from tests.conftest import MIMIC3D_FIXTURE, require
+    snap = load_snapshot(require(MIMIC3D_FIXTURE / "network.pkl"))
+    G = model_from_snapshot(snap).G
+    torch.manual_seed(0)
+    cfg = student_config_for_teacher(G, style_dim=64, mapping_layers=2, channel_base=1024, channel_max=32,
+                                     sr_kind="light", sr_channels=[16, 8])
+    student = StudentGenerator(cfg).eval()
+    init_from_teacher(student, G, num_samples=64)
+    snap.extra["student"] = student_payload(student)
+    path = tmp_path_factory.mktemp("models") / "three_branches.pkl"
+    save_snapshot(path, snap)
+    return path

@@ -46,3 +46,15 @@ def test_stored_latent_and_interpolation():
     assert torch.allclose(mid, 0.75 * w0 + 0.25 * w1, atol=1e-6)
     key = bank.add(w1[0].numpy())
     assert torch.equal(b.ws(LatentSpec(seed=0, stored=key)), w1)
+
+
+def test_all_three_branches_including_the_student(three_branch_model):
+    b = ModelBackend.open(str(three_branch_model), "cpu")
+    assert b.info.branches == ("sr2d", "direct3d", "student")
+    m = b.model
+    req = RenderRequest(latent=LatentSpec(seed=2), camera=CameraSpec(yaw=0.3), resolution=16, depth_samples=4,
+                        importance_samples=4, branches=b.info.branches)
+    got = b.render(req, "student")
+    want = m.render("student", b.ws(req.latent), m.camera_label(0.3, 0.0))
+    assert np.abs(got.image.astype(int) - to_uint8(want["image"]).astype(int)).max() <= 1
+    assert got.depth is None and got.raw.shape == (32, 32, 3)  # no ray marching: no depth
