@@ -47,6 +47,8 @@ class GeneratorArch:
     sr_num_fp16_res: int = 4
     decoder_hidden: int = 64
     decoder_output_dim: int = 32
+    aware3d_res: tuple[int, ...] = ()           # Mimic3D 3D-aware b3d{R} blocks (stage 1 and 2), e.g. [4, ..., 256]
+    detail_blocks: int = 0                      # Mimic3D detail tri-plane upsampler blocks (stage 2: 2)
     rendering: RenderingConfig = field(default_factory=RenderingConfig)
 
 
@@ -78,6 +80,25 @@ class LossConfig:
     neural_rendering_resolution_initial: int = 64
     neural_rendering_resolution_final: int | None = None
     neural_rendering_resolution_fade_kimg: float = 1000.0
+    # Mimic3D stage 2 (Chen et al. 2023, §3.2-3.3; facts H.4-H.6): 3D-branch patches, imitation, patch GAN.
+    # All off at patch_scale 1 (EG3D and Mimic3D stage 1).
+    patch_scale: float = 1.0                    # patch pixel spacing / rendering's: r / R, e.g. 64 / 512 = 0.125
+    imitation: str = "lpips"                    # lpips (LPIPS-VGG, needs weights) | dpatch_features (weights-free)
+    imitation_weight: float = 1.0               # weight of the 3D-to-2D imitation term in Gmain
+    lpips_trunk: str | None = None              # vgg16-397923af.pth path (None: the torch hub cache)
+    patch_gan: float = 0.1                      # weight of the patch adversarial term in Gmain
+    gamma_patch: float = 1.0                    # R1 weight of D_patch (lazy, every r1_interval steps)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.patch_scale <= 1:
+            raise ConfigError(f"loss.patch_scale must be in (0, 1], got {self.patch_scale}")
+        if self.imitation not in ("lpips", "dpatch_features"):
+            raise ConfigError(f"loss.imitation: {self.imitation!r} (lpips or dpatch_features)")
+
+    @property
+    def mimic3d_stage2(self) -> bool:
+        """Patch rendering, imitation and the patch discriminator are on."""
+        return self.patch_scale < 1
 
 
 @dataclass
@@ -130,6 +151,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     generator: GeneratorArch = field(default_factory=GeneratorArch)
     discriminator: DiscriminatorArch = field(default_factory=DiscriminatorArch)
+    patch_discriminator: DiscriminatorArch = field(default_factory=DiscriminatorArch)  # Mimic3D D_patch (stage 2)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -227,7 +249,8 @@ def generator_config(cfg: TrainConfig, img_resolution: int, c_dim: int = 25) -> 
             triplane_resolution=g.triplane_resolution, triplane_channels=g.triplane_channels,
             neural_rendering_resolution=cfg.loss.neural_rendering_resolution_initial, sr_kind=sr_kind,
             sr_num_fp16_res=g.sr_num_fp16_res, decoder_hidden=g.decoder_hidden,
-            decoder_output_dim=g.decoder_output_dim, rendering=rendering)
+            decoder_output_dim=g.decoder_output_dim, aware3d_res=tuple(g.aware3d_res), detail_blocks=g.detail_blocks,
+            rendering=rendering)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"generator: {e}") from None
 

@@ -7,6 +7,9 @@ One step = four phases, each accumulating gradients over ``batch / batch_gpu`` m
 * Dmain: logistic loss on fakes and reals (reals: image + blurred, resized raw image);
 * Dreg (every ``r1_interval`` steps): R1 on both real inputs, weighted by the interval (lazy).
 
+Mimic3D stage 2 (``loss.patch_scale < 1``, :mod:`training.mimic3d`) adds the 3D-branch patch terms (imitation and
+patch GAN) to Gmain and two phases, D_patchmain and D_patchreg, for the patch discriminator.
+
 The loop owns the plumbing (optimisers, EMA, schedules, logging, snapshots); losses and schedules are the pure
 functions of :mod:`training.losses` and :mod:`training.schedules`. Snapshots are Trident files written atomically
 and hold everything needed to resume: G, G_ema, D, both optimisers, counters and RNG states.
@@ -34,7 +37,7 @@ from core.network_pickle import CheckpointError
 from core.layers import set_half_dtype
 from core.triplane import RenderOptions, TriPlaneGenerator
 
-from . import losses, schedules
+from . import losses, mimic3d, schedules
 from .augment import AugmentPipe
 from .config import TrainConfig, discriminator_config, generator_config
 
@@ -70,6 +73,7 @@ class Trainer:
     world_size: int = 1
     augment: "AugmentPipe | None" = None
     ada_signs: list = field(default_factory=list)   # sign(D(real)) since the last p update
+    patch: "mimic3d.PatchGAN | None" = None         # Mimic3D stage 2: D_patch, its optimiser, the imitation loss
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -80,7 +84,7 @@ def build_trainer(cfg: TrainConfig, resolution: int, device: torch.device, label
                   seed: int = 0, init: Snapshot | None = None) -> Trainer:
     """Fresh modules from the config, or (``init``) the architecture *and* weights of a model file."""
     torch.manual_seed(seed)
-    gcfg = init.generator if init is not None else generator_config(cfg, resolution)
+    gcfg = mimic3d.init_generator_config(cfg, init.generator) if init is not None else generator_config(cfg, resolution)
     dcfg = init.discriminator if init is not None and init.discriminator is not None else \
         discriminator_config(cfg, resolution)
     if gcfg.img_resolution != resolution:
@@ -88,7 +92,7 @@ def build_trainer(cfg: TrainConfig, resolution: int, device: torch.device, label
     G = build_generator(gcfg, device=device).train().requires_grad_(True)
     D = build_discriminator(dcfg, device=device).train().requires_grad_(True)
     if init is not None:
-        load_state_strict(G, init.G if init.G is not None else init.G_ema, "G")
+        mimic3d.load_generator_state(G, init.G if init.G is not None else init.G_ema, init.generator, "G")
         if init.D is not None:
             load_state_strict(D, init.D, "D")
     if label_std is not None:
@@ -108,8 +112,10 @@ def build_trainer(cfg: TrainConfig, resolution: int, device: torch.device, label
             set_half_dtype(m, half)
     if cfg.augment.mode != "noaug":
         t.augment = AugmentPipe(cfg.augment.groups, p=cfg.augment.p if cfg.augment.mode == "fixed" else 0.0).to(device)
+    if cfg.loss.mimic3d_stage2:
+        t.patch = mimic3d.build_patch_gan(cfg, G, resolution, device, init)
     if init is not None:
-        load_state_strict(t.G_ema, init.G_ema, "G_ema")
+        mimic3d.load_generator_state(t.G_ema, init.G_ema, init.generator, "G_ema")
         t.fade_gpc = t.fade_blur = False  # EG3D: no swap/blur fade and no EMA ramp-up when starting from a model
         t.ema_rampup = None
     return t
@@ -123,8 +129,8 @@ def _render_opts(nrr: int) -> RenderOptions:
     return RenderOptions(resolution=nrr, deterministic=False, noise_mode="random", chunk=None)
 
 
-def run_G(t: Trainer, z: Tensor, c: Tensor, swapping_prob: float, nrr: int, update_emas: bool = False) -> dict:
-    """Generator pass with pose-conditioning swap and optional style mixing (EG3D ``run_G``)."""
+def run_mapping(t: Trainer, z: Tensor, c: Tensor, swapping_prob: float, update_emas: bool = False) -> Tensor:
+    """ws with pose-conditioning swap and optional style mixing (the mapping half of EG3D ``run_G``)."""
     c_cond = losses.swap_conditioning(c, swapping_prob, t.gen)
     ws = t.G.mapping(z, c_cond, update_emas=update_emas)
     mix = t.cfg.loss.style_mixing_prob
@@ -132,6 +138,15 @@ def run_G(t: Trainer, z: Tensor, c: Tensor, swapping_prob: float, nrr: int, upda
         cutoff = int(torch.randint(1, ws.shape[1], [], generator=t.gen))
         z2 = torch.randn(z.shape, generator=t.gen).to(z.device)
         ws = torch.cat([ws[:, :cutoff], t.G.mapping(z2, c_cond, update_emas=False)[:, cutoff:]], dim=1)
+    return ws
+
+
+def run_G(t: Trainer, z: Tensor, c: Tensor, swapping_prob: float, nrr: int, update_emas: bool = False,
+          windows=None) -> dict:
+    """Generator pass (EG3D ``run_G``); with Mimic3D patch ``windows`` also the 3D-branch patch ('patch')."""
+    ws = run_mapping(t, z, c, swapping_prob, update_emas)
+    if windows is not None:
+        return mimic3d.synthesis_with_patch(t.G, ws, c, _render_opts(nrr), windows)
     return t.G.synthesis(ws, c, _render_opts(nrr))
 
 
@@ -200,6 +215,8 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
         """zero grads, accumulate body(round) / rounds over the micro-batches, sanitize, step."""
         t.G.requires_grad_(module is t.G)
         t.D.requires_grad_(module is t.D)
+        if t.patch is not None:
+            t.patch.D.requires_grad_(module is t.patch.D)
         opt.zero_grad(set_to_none=True)
         for i in range(n_rounds):
             (body(i) / n_rounds).backward()
@@ -209,15 +226,18 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
         module.requires_grad_(False)
 
     def g_main(i: int) -> Tensor:
-        fake = run_G(t, gen_z[i], gen_c[i], swap, nrr)
+        windows = mimic3d.sample_windows(t, gen_z[i].shape[0]) if t.patch is not None else None
+        fake = run_G(t, gen_z[i], gen_c[i], swap, nrr, windows=windows)
         loss = losses.g_nonsaturating(run_D(t, fake, gen_c[i], sigma))
         note("loss/G", loss)
+        if t.patch is not None:  # Mimic3D: imitation + patch GAN on the 3D branch's patch
+            return loss.mean() + mimic3d.g_patch_terms(t, fake, windows, sigma, note).mean()
         return loss.mean()
 
     def g_reg(i: int) -> Tensor:  # density smoothness; one swap draw for the whole batch, as the reference
         z, c = gen_z[i], gen_c[i]
         c_cond = torch.roll(c, 1, 0) if float(torch.rand([], generator=t.gen)) < swap else c
-        planes = t.G.planes(t.G.mapping(z, c_cond), noise_mode="random")
+        planes = mimic3d.density_planes(t.G, t.G.mapping(z, c_cond))
         reg = losses.density_smoothness(lambda x: t.G.sample_planes(planes, x)["sigma"], z.shape[0],
                                         L.density_reg_p_dist, generator=t.gen, device=dev)
         note("loss/G_density", reg)
@@ -254,6 +274,15 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
     phase(t.D, t.D_opt, d_main)
     if L.r1_gamma > 0 and L.r1_interval > 0 and p.batch_idx % L.r1_interval == 0:
         phase(t.D, t.D_opt, d_reg)
+    if t.patch is not None:  # Mimic3D D_patchmain / D_patchreg
+        def d_patch_main(i: int) -> Tensor:
+            with torch.no_grad():
+                ws = run_mapping(t, gen_z[i], gen_c[i], swap)
+            return mimic3d.d_patch_main(t, ws, gen_c[i], real_chunks[i][0], sigma, note)
+
+        phase(t.patch.D, t.patch.opt, d_patch_main)
+        if L.gamma_patch > 0 and L.r1_interval > 0 and p.batch_idx % L.r1_interval == 0:
+            phase(t.patch.D, t.patch.opt, lambda i: mimic3d.d_patch_reg(t, real_chunks[i][0], sigma, note))
 
     # EMA
     beta = schedules.ema_beta(batch, nimg, cfg.ema_kimg, t.ema_rampup)
@@ -291,7 +320,8 @@ def check_replicas_consistent(t: Trainer) -> None:
     gradient averaging is broken, which must stop the run rather than silently diverge."""
     if t.world_size <= 1:
         return
-    mine = torch.stack([sum(p.detach().double().square().sum() for p in m.parameters()) for m in (t.G, t.D)])
+    modules = (t.G, t.D) + ((t.patch.D,) if t.patch is not None else ())
+    mine = torch.stack([sum(p.detach().double().square().sum() for p in m.parameters()) for m in modules])
     everyone = [torch.zeros_like(mine) for _ in range(t.world_size)]
     torch.distributed.all_gather(everyone, mine)
     for other in everyone:
@@ -340,10 +370,13 @@ def save_training_snapshot(t: Trainer, path: Path, extra_meta: dict | None = Non
                      "tick_start_nimg": p.tick_start_nimg, "elapsed_sec": p.elapsed_sec},
         "flags": {"fade_gpc": t.fade_gpc, "fade_blur": t.fade_blur, "ema_rampup": t.ema_rampup},
         "augment_p": float(t.augment.p) if t.augment is not None else None,
+        "D_patch_opt": t.patch.opt.state_dict() if t.patch is not None else None,
         "rng": rng_state(t), "config": to_dict(t.cfg),
     }
     snap = Snapshot(generator=t.G_ema.cfg, G_ema=t.G_ema.state_dict(), G=t.G.state_dict(),
                     discriminator=t.D.cfg, D=t.D.state_dict(), extra={"train": train_state, **(extra_meta or {})})
+    if t.patch is not None:
+        snap.patch_discriminator, snap.D_patch = t.patch.D.cfg, t.patch.D.state_dict()
     save_snapshot(path, snap)
 
 
@@ -359,6 +392,11 @@ def restore_training_snapshot(t: Trainer, source: Path | Snapshot) -> None:
     load_state_strict(t.D, snap.D, "D")
     t.G_opt.load_state_dict(train["G_opt"])
     t.D_opt.load_state_dict(train["D_opt"])
+    if t.patch is not None:
+        if snap.D_patch is None or train.get("D_patch_opt") is None:
+            raise CheckpointError("the snapshot holds no patch discriminator state to resume Mimic3D stage 2 from")
+        load_state_strict(t.patch.D, snap.D_patch, "D_patch")
+        t.patch.opt.load_state_dict(train["D_patch_opt"])
     t.progress = Progress(**train["progress"])
     flags = train["flags"]
     t.fade_gpc, t.fade_blur, t.ema_rampup = flags["fade_gpc"], flags["fade_blur"], flags["ema_rampup"]
@@ -400,7 +438,7 @@ def new_run_dir(outdir: Path, desc: str) -> Path:
 @torch.no_grad()
 def save_grid(G: TriPlaneGenerator, path: Path, grid: tuple[int, int], seed: int = 0) -> None:
     """Fakes from fixed latents; each column is one latent seen from a sweep of yaw angles (3D consistency at a
-    glance). Rows: image, then the raw neural rendering upsampled."""
+    glance). One row per latent (sr2d); a Mimic3D stage-2 model adds the latent's direct3d render below it."""
     from PIL import Image
 
     cols, rows = grid
@@ -410,15 +448,20 @@ def save_grid(G: TriPlaneGenerator, path: Path, grid: tuple[int, int], seed: int
     yaws = torch.linspace(-0.5, 0.5, cols)
     cond = Camera.frontal_offset(0.0, 0.0, r.avg_camera_pivot, r.avg_camera_radius).to_label().repeat(rows, 1)
     ws = G.mapping(z.to(G.dataset_label_std.device), cond.to(G.dataset_label_std.device), truncation_psi=0.7)
-    planes = G.planes(ws)
+    direct3d = getattr(G, "has_direct3d", False)
+    planes = G.triplanes(ws) if direct3d else [G.planes(ws)]
     tiles = []
     for row in range(rows):
-        line = []
+        line, line3d = [], []
+        mine = [pl[row:row + 1] for pl in planes]
         for yaw in yaws:
             cam = Camera.frontal_offset(float(yaw), 0.0, r.avg_camera_pivot, r.avg_camera_radius).to_label()
-            out = G.synthesis(ws[row:row + 1], cam.to(ws.device), RenderOptions(), planes=planes[row:row + 1])
+            out = G.synthesis(ws[row:row + 1], cam.to(ws.device), RenderOptions(), planes=mine[0])
             line.append(out["image"][0].float().cpu())
-        tiles.append(torch.cat(line, dim=2))
+            if direct3d:
+                line3d.append(G.synthesis_direct3d(ws[row:row + 1], cam.to(ws.device), RenderOptions(),
+                                                   planes=mine)["image"][0].float().cpu())
+        tiles += [torch.cat(line, dim=2)] + ([torch.cat(line3d, dim=2)] if direct3d else [])
     img = torch.cat(tiles, dim=1)
     arr = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     tmp = path.with_suffix(".tmp.png")
