@@ -132,7 +132,7 @@ def trunk_weights_path(net: str, path: str | os.PathLike | None = None) -> Path:
     if not p.is_file():
         raise LPIPSTrunkMissingError(
             f"LPIPS needs ImageNet {'VGG16' if net == 'vgg' else 'AlexNet'} weights: put {TRUNK_FILES[net]} "
-            f"(from {TRUNK_URLS[net]}) into {p.parent}/ or pass its path; or use the MSE-only loss")
+            f"(from {TRUNK_URLS[net]}) into {p.parent}/ or pass its path")
     return p
 
 

@@ -2,6 +2,8 @@
 
 z = RandomState(seed).randn(z_dim); the mapping is conditioned on the frontal camera; the render camera is the
 look-at orbit at yaw pi/2 + Y, pitch pi/2 + P around the model's ``avg_camera_pivot`` at ``avg_camera_radius``.
+With ``--latent DIR/latent.npy`` (written by ``invert``) that latent is rendered instead, from ``--camera
+DIR/camera.npy`` when given (else from --yaw/--pitch), to ``latent.png``.
 """
 from __future__ import annotations
 
@@ -16,16 +18,15 @@ from tqdm import tqdm
 from ..cameras import DEFAULT_FOV_DEG
 from ..model import BRANCHES, BranchError, load_model
 from ..triplane import RenderOptions
-from .common import UsageError, resolve_device, seeds_arg, to_uint8
+from .common import UsageError, resolve_device, to_uint8
+from .latent_args import add_latent_args, camera_from_args, latents_from_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("samples", help="render images for seeds", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, help="Trident .pkl or EG3D network pickle")
-    p.add_argument("--seeds", type=seeds_arg, required=True, help="e.g. 0-3 or 1,5,7-9")
-    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1)")
-    p.add_argument("--trunc-cutoff", type=int, default=14, help="number of ws to truncate (default 14)")
+    add_latent_args(p, multiple=False)   # --seeds | --latent FILE [--camera FILE], --trunc, --trunc-cutoff
     p.add_argument("--yaw", type=float, default=0.0, help="yaw offset from frontal, radians")
     p.add_argument("--pitch", type=float, default=0.0, help="pitch offset from frontal, radians")
     p.add_argument("--fov-deg", type=float, default=DEFAULT_FOV_DEG, help="field of view, EG3D convention")
@@ -62,14 +63,23 @@ def run(args: argparse.Namespace) -> int:
                          depth_resolution_importance=args.samples[1] if args.samples else None)
     cond = model.camera_label(0.0, 0.0, fov_deg=args.fov_deg)
     cam = model.camera_label(args.yaw, args.pitch, fov_deg=args.fov_deg)
+    if args.latent is not None:  # an inversion's latent.npy, rendered from its camera.npy when given
+        items = [(Path(args.latent).stem, 0, None)]
+        latent_ws = latents_from_args(args, model)[0]
+        file_cam = camera_from_args(args, model)
+        cam = file_cam if file_cam is not None else cam
+    else:
+        camera_from_args(args, model)  # --camera without --latent is an error
+        items = [(f"seed{seed:04d}", seed, seed) for seed in args.seeds]
     args.outdir.mkdir(parents=True, exist_ok=True)
-    for seed in tqdm(args.seeds, desc="samples", unit="img", disable=len(args.seeds) < 2):
-        gen = torch.Generator(device=device).manual_seed(seed)
-        ws = model.mapping(model.z_from_seed(seed), cond, truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff)
+    for name, gen_seed, seed in tqdm(items, desc="samples", unit="img", disable=len(items) < 2):
+        gen = torch.Generator(device=device).manual_seed(gen_seed)
+        ws = latent_ws if seed is None else model.mapping(model.z_from_seed(seed), cond, truncation_psi=args.trunc,
+                                                           truncation_cutoff=args.trunc_cutoff)
         out = model.render(args.branch, ws, cam, opts, generator=gen)
-        Image.fromarray(to_uint8(out["image"][0])).save(args.outdir / f"seed{seed:04d}.png")
+        Image.fromarray(to_uint8(out["image"][0])).save(args.outdir / f"{name}.png")
         if args.save_npz:
             arrays = {k: out[k][0].float().cpu().numpy() for k in ("image", "image_depth", "image_raw") if k in out}
-            np.savez(args.outdir / f"seed{seed:04d}.npz", **arrays, ws=ws[0].float().cpu().numpy())
-    print(f"wrote {len(args.seeds)} image(s) to {args.outdir}")
+            np.savez(args.outdir / f"{name}.npz", **arrays, ws=ws[0].float().cpu().numpy())
+    print(f"wrote {len(items)} image(s) to {args.outdir}")
     return 0

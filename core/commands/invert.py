@@ -1,0 +1,111 @@
+"""``python -m core invert``: put a photo into the model (W / W+ optimisation, optional camera optimisation and
+pivotal tuning), writing what ``samples``, ``video``, ``mesh`` and the viewer load:
+
+  DIR/latent.npy    ws [num_ws, w_dim] float32     (--latent DIR/latent.npy)
+  DIR/camera.npy    the photo's camera, 25 floats  (--camera DIR/camera.npy)
+  DIR/compare.png   photo | inversion | (PTI)
+  DIR/orbit.mp4     a short turntable around the photo's view (--video-frames 0: none)
+  DIR/inversion.json settings and PSNR / LPIPS
+  DIR/network.pkl   with --pti: the tuned model (Trident format; use it as --network with the latent)
+
+The photo is framed by a centred square crop (or --crop LEFT,TOP,SIZE) resized to the model's resolution. The
+camera comes from --camera (25 floats, e.g. from EG3D's preprocessing) or --yaw/--pitch offsets from frontal, and
+--optimize-camera refines yaw and pitch jointly. The default loss is LPIPS (VGG16; needs ImageNet weights, see
+README) + MSE; --loss mse needs no weights.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..cameras import DEFAULT_FOV_DEG
+from ..image_io import PhotoError, load_photo, parse_crop_box, photo_to_tensor
+from ..inversion import InversionError, InversionSpec, invert, save_inversion
+from ..latent_files import LatentFileError, load_camera
+from ..lpips import LPIPS, LPIPSTrunkMissingError, LPIPSWeightsError
+from ..model import BRANCHES, load_model
+from .common import UsageError, resolve_device
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("invert", help="find the latent (and camera) of a photo", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--network", required=True, help="Trident .pkl or EG3D network pickle")
+    p.add_argument("--image", required=True, type=Path, help="the photo (PNG, JPEG, TIFF, ...)")
+    p.add_argument("--crop", default=None, metavar="LEFT,TOP,SIZE", help="crop box in pixels (default: centre)")
+    p.add_argument("--camera", default=None, metavar="FILE", help="camera label file (.npy or text, 25 floats)")
+    p.add_argument("--yaw", type=float, default=0.0, help="camera guess: yaw offset from frontal, radians")
+    p.add_argument("--pitch", type=float, default=0.0, help="camera guess: pitch offset from frontal, radians")
+    p.add_argument("--fov-deg", type=float, default=DEFAULT_FOV_DEG, help="camera guess: field of view")
+    p.add_argument("--optimize-camera", action="store_true", help="optimise yaw/pitch jointly with the latent")
+    p.add_argument("--space", choices=("w", "w+"), default="w+")
+    p.add_argument("--steps", type=int, default=500, help="optimisation steps (default 500)")
+    p.add_argument("--loss", choices=("lpips", "mse"), default="lpips", help="lpips = LPIPS + MSE (default)")
+    p.add_argument("--lpips-net", choices=("vgg", "alex"), default="vgg")
+    p.add_argument("--lpips-weights", default=None, metavar="PTH",
+                   help="ImageNet trunk file (default: $TORCH_HOME/hub/checkpoints/<torchvision name>)")
+    p.add_argument("--mse-weight", type=float, default=1.0, help="weight of MSE next to LPIPS (default 1)")
+    p.add_argument("--lr", type=float, default=0.01, help="initial learning rate (default 0.01)")
+    p.add_argument("--noise", type=float, default=0.05, help="initial latent noise, x w_std (default 0.05)")
+    p.add_argument("--pti", action="store_true", help="then tune the generator (pivotal tuning) and save it")
+    p.add_argument("--pti-steps", type=int, default=350, help="PTI steps (default 350; stops early at LPIPS<0.06)")
+    p.add_argument("--branch", choices=BRANCHES, default="sr2d", help="the branch whose image is matched")
+    p.add_argument("--nrr", type=int, default=None, help="neural rendering resolution (default: the model's)")
+    p.add_argument("--samples", type=int, nargs=2, metavar=("COARSE", "IMPORTANCE"), default=None)
+    p.add_argument("--video-frames", type=int, default=60, help="frames of orbit.mp4 (0: no video)")
+    p.add_argument("--seed", type=int, default=0, help="seed of w_avg samples and latent noise")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
+    p.add_argument("--outdir", required=True, type=Path)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.video_frames < 0:
+        raise UsageError("--video-frames must be >= 0")
+    if args.fov_deg <= 0 or args.fov_deg >= 180:
+        raise UsageError(f"--fov-deg must be in (0, 180), got {args.fov_deg}")
+    if args.outdir.exists() and not args.outdir.is_dir():
+        raise UsageError(f"--outdir {args.outdir} exists and is not a folder")
+    try:
+        box = parse_crop_box(args.crop)
+        device = resolve_device(args.device)
+        model = load_model(args.network, device)
+        photo = load_photo(args.image, model.img_resolution, box)
+        camera = (load_camera(args.camera).to(device) if args.camera is not None
+                  else model.camera_label(args.yaw, args.pitch, fov_deg=args.fov_deg))
+    except (PhotoError, LatentFileError) as e:
+        raise UsageError(str(e)) from None
+    spec = InversionSpec(space=args.space, steps=args.steps, loss=args.loss, lpips_net=args.lpips_net,
+                         mse_weight=args.mse_weight, lr=args.lr, noise_factor=args.noise,
+                         optimize_camera=args.optimize_camera, branch=args.branch, nrr=args.nrr,
+                         samples=tuple(args.samples) if args.samples else None,
+                         pti_steps=args.pti_steps if args.pti else 0, seed=args.seed)
+    lpips = None
+    if args.loss == "lpips":
+        try:
+            lpips = LPIPS(args.lpips_net, trunk_weights=args.lpips_weights).to(device)
+        except LPIPSTrunkMissingError as e:
+            raise UsageError(f"{e}; or run with --loss mse (MSE only, no ImageNet weights)") from None
+        except LPIPSWeightsError as e:
+            raise UsageError(str(e)) from None
+    bars: dict[str, tqdm] = {}
+
+    def progress(p) -> None:
+        bar = bars.get(p.stage) or bars.setdefault(p.stage, tqdm(total=p.total, desc=p.stage, unit="step"))
+        bar.set_postfix({k: f"{v:.3f}" for k, v in p.values.items() if k in ("loss", "psnr")}, refresh=False)
+        bar.update(p.done - bar.n)
+
+    try:
+        result = invert(model, photo_to_tensor(photo, device), camera, spec, progress=progress, lpips=lpips)
+        files = save_inversion(result, model, args.outdir, video_frames=args.video_frames, video_nrr=args.nrr,
+                               progress=progress)
+    except InversionError as e:
+        raise UsageError(str(e)) from None
+    finally:
+        for bar in bars.values():
+            bar.close()
+    extra = f", after PTI {result.tuned_psnr:.2f} dB" if result.tuned_psnr is not None else ""
+    print(f"PSNR {result.psnr:.2f} dB{extra}; wrote {', '.join(f.name for f in files)} to {args.outdir}")
+    return 0

@@ -1,0 +1,47 @@
+"""Options shared by ``samples``, ``video`` and ``mesh``: seeds, or an inversion's ``latent.npy`` (+ ``camera.npy``)."""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from ..latent_files import LatentFileError, load_camera, load_latent
+from ..model import Model
+from .common import UsageError, seeds_arg
+
+
+def add_latent_args(p: argparse.ArgumentParser, multiple: bool, seeds_flag: str = "--seeds") -> None:
+    """--seeds (or --seed) | --latent FILE (repeatable when ``multiple``), --camera FILE, --trunc, --trunc-cutoff."""
+    g = p.add_mutually_exclusive_group(required=True)
+    if seeds_flag == "--seeds":
+        g.add_argument("--seeds", type=seeds_arg, help="e.g. 0-3 or 1,5,7-9")
+    else:
+        g.add_argument("--seed", type=int, help="the latent's seed")
+    g.add_argument("--latent", action="append" if multiple else "store", metavar="FILE",
+                   help="latent.npy written by `invert` ([num_ws, w_dim]) instead of seeds"
+                        + (" (repeat for several)" if multiple else ""))
+    p.add_argument("--camera", default=None, metavar="FILE",
+                   help="camera.npy written by `invert` (25 floats), used with --latent")
+    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi for seeds (default 1)")
+    p.add_argument("--trunc-cutoff", type=int, default=14, help="number of ws to truncate (default 14)")
+
+
+def latents_from_args(args: argparse.Namespace, model: Model) -> list[torch.Tensor]:
+    """The --latent files as ws [1, num_ws, w_dim] each (errors are one line)."""
+    files = args.latent if isinstance(args.latent, list) else [args.latent]
+    try:
+        return [load_latent(f, model.num_ws, model.w_dim, model.device) for f in files]
+    except LatentFileError as e:
+        raise UsageError(str(e)) from None
+
+
+def camera_from_args(args: argparse.Namespace, model: Model) -> torch.Tensor | None:
+    """--camera as a label [1, 25] on the model's device, or None."""
+    if args.camera is None:
+        return None
+    if getattr(args, "latent", None) is None:
+        raise UsageError("--camera goes with --latent (seeds use --yaw/--pitch)")
+    try:
+        return load_camera(args.camera).to(model.device)
+    except LatentFileError as e:
+        raise UsageError(str(e)) from None

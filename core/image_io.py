@@ -1,0 +1,140 @@
+"""Loading a user's photo for inversion: any common format to a square RGB image at the model's resolution.
+
+* EXIF orientation is applied (phone photos are stored rotated);
+* grayscale, palette, grayscale+alpha, RGBA, CMYK, 16-bit and float images become 8-bit RGB (alpha is dropped,
+  as EG3D's dataset tool does; 16-bit values are scaled by 255/65535);
+* framing: the largest centred square (default), or a crop box (left, top, size) in pixels of the
+  orientation-corrected photo; then a Lanczos resize to the requested side (EG3D's FFHQ crops are Lanczos-resized).
+
+Files that PIL cannot decode (e.g. 16-bit RGB TIFF) are read through imageio.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+__all__ = ["PhotoError", "load_photo", "to_rgb8", "crop_square", "photo_to_tensor", "parse_crop_box"]
+
+MAX_PIXELS = 200_000_000       # refuse absurd images before decoding them (decompression bombs)
+
+
+class PhotoError(ValueError):
+    """The photo cannot be read or framed as asked; the message names the file or the bad setting."""
+
+
+def to_rgb8(arr: np.ndarray) -> np.ndarray:
+    """Any image array ([H, W], [H, W, 1|2|3|4]; uint8, uint16, int, float) -> uint8 [H, W, 3]."""
+    a = np.asarray(arr)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise PhotoError(f"unsupported image layout {a.shape}")
+    if a.shape[2] in (2, 4):          # drop alpha
+        a = a[..., :-1]
+    if a.dtype == np.uint8:
+        pass
+    elif a.dtype == np.uint16 or (np.issubdtype(a.dtype, np.integer) and a.max(initial=0) > 255):
+        a = np.clip(np.round(a.astype(np.float64) * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.floating):
+        a = np.nan_to_num(a.astype(np.float64))
+        scale = 255.0 if a.max(initial=0) <= 1.0 + 1e-6 else 1.0   # [0, 1] floats, else already 0..255
+        a = np.clip(np.round(a * scale), 0, 255).astype(np.uint8)
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    else:
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    return np.ascontiguousarray(a)
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(img, dtype=np.uint16)
+    if img.mode == "I":
+        a = np.asarray(img, dtype=np.int64)
+        return a.astype(np.uint16) if a.max(initial=0) > 255 else a.astype(np.uint8)
+    if img.mode == "F":
+        return np.asarray(img, dtype=np.float32)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+    elif img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")      # P, CMYK, YCbCr, 1, ...
+    return np.asarray(img)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file with EXIF orientation applied -> uint8 RGB [H, W, 3]."""
+    p = Path(path)
+    if not p.exists():
+        raise PhotoError(f"no such image: {p}")
+    if not p.is_file():
+        raise PhotoError(f"{p} is not a file")
+    try:
+        with Image.open(p) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise PhotoError(f"{p}: {img.width}x{img.height} pixels is too large")
+            arr = _pil_to_array(img)
+    except PhotoError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as pil_error:
+        try:
+            import imageio.v3 as iio
+
+            arr = np.asarray(iio.imread(p))
+        except Exception:  # noqa: BLE001 - any decoder failure is "not an image we can read"
+            msg = str(pil_error).splitlines()[0] if str(pil_error) else type(pil_error).__name__
+            raise PhotoError(f"cannot read image {p}: {msg}") from None
+        if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 2, 3, 4):
+            arr = arr.transpose(1, 2, 0)      # channel-first TIFF pages
+    if arr.ndim < 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise PhotoError(f"{p} holds no image pixels")
+    return to_rgb8(arr)
+
+
+def parse_crop_box(text: str | None) -> tuple[int, int, int] | None:
+    """'LEFT,TOP,SIZE' (pixels) -> (left, top, size); None stays None."""
+    if text is None:
+        return None
+    try:
+        parts = [int(v) for v in str(text).replace(" ", "").split(",")]
+    except ValueError:
+        raise PhotoError(f"bad crop box {text!r} (use LEFT,TOP,SIZE in pixels)") from None
+    if len(parts) != 3:
+        raise PhotoError(f"bad crop box {text!r} (use LEFT,TOP,SIZE in pixels)")
+    return parts[0], parts[1], parts[2]
+
+
+def crop_square(img: np.ndarray, size: int, box: tuple[int, int, int] | None = None) -> np.ndarray:
+    """uint8 [H, W, 3] -> uint8 [size, size, 3]: crop ``box`` = (left, top, side) or the centred square, then a
+    Lanczos resize."""
+    if not isinstance(size, int) or size < 8 or size > 8192:
+        raise PhotoError(f"output size must be 8..8192 pixels, got {size}")
+    h, w = img.shape[:2]
+    if box is None:
+        side = min(h, w)
+        left, top = (w - side) // 2, (h - side) // 2
+    else:
+        left, top, side = box
+        if side < 1 or left < 0 or top < 0 or left + side > w or top + side > h:
+            raise PhotoError(f"crop box (left {left}, top {top}, size {side}) does not fit in the {w}x{h} photo")
+    crop = Image.fromarray(img[top:top + side, left:left + side])
+    if side != size:
+        crop = crop.resize((size, size), Image.LANCZOS)
+    return np.asarray(crop)
+
+
+def load_photo(path: str | os.PathLike, size: int, box: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Read, orient, convert and frame a photo -> uint8 [size, size, 3]."""
+    return crop_square(read_image(path), size, box)
+
+
+def photo_to_tensor(img: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 [H, W, 3] -> float [1, 3, H, W] in [-1, 1] (the generator's image range)."""
+    t = torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float()
+    return t / 127.5 - 1.0
