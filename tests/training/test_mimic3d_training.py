@@ -227,3 +227,16 @@ def test_stage2_cpu_smoke_from_stage1_snapshot(stage1, tmp_path):
     after = load_snapshot(sorted(run.glob("network-snapshot-*.pkl"))[-1])
     assert [round(r["kimg"], 3) for r in _stats(run)] == [0.002, 0.004, 0.006]
     assert any(not torch.equal(before[k], after.D_patch[k]) for k in before)
+
+
+def test_stage2_from_an_official_mimic3d_pickle_keeps_its_patch_discriminator(mimic3d_snapshot):
+    """--init with a Mimic3D 3D-stage pickle: its generator (with detail tri-planes) and D_patch are fine-tuned."""
+    init = mimic3d_snapshot
+    cfg = load_config("mimic3d-stage2-synth-tiny", ["loss.neural_rendering_resolution_initial=32",
+                                                    "loss.patch_scale=0.25"])
+    t = loop.build_trainer(cfg, 128, torch.device("cpu"), init=init)
+    assert t.G.cfg == init.generator and t.patch.D.cfg == init.patch_discriminator
+    assert all(torch.equal(t.patch.D.state_dict()[k], v) for k, v in init.D_patch.items() if k in t.patch.D.state_dict())
+    with pytest.raises(ConfigError, match="32 px"):  # the file's D_patch sees 32 px patches
+        loop.build_trainer(load_config("mimic3d-stage2-synth-tiny", ["loss.neural_rendering_resolution_initial=64"]),
+                           128, torch.device("cpu"), init=init)
