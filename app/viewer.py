@@ -21,13 +21,16 @@ from .async_renderer import AsyncRenderer, LoadFailed, ModelLoaded
 from .capture import next_free, save_png
 from .mesh_view import MeshView
 from .orbit import auto_orbit, drag_orbit, pingpong, wheel_zoom
-from .panes import DIM_COLOR, DisplayShader, ImagePane
+from .panes import DIM_COLOR, ERROR_COLOR, DisplayShader, ImagePane
 from .recent import RecentFiles
 from .requests import Backend, BranchResult, LatentBank, ModelInfo, branch_label
 from .state import ViewerState
+from .tasks import Task
 from .widgets.camera import CameraWidget
 from .widgets.export import ExportWidget
+from .widgets.inversion import InversionWidget
 from .widgets.latent import LatentWidget
+from .widgets.mesh import MeshWidget
 from .widgets.model import ModelWidget
 from .widgets.perf import PerfWidget
 from .widgets.render import RenderWidget
@@ -85,8 +88,9 @@ class Viewer:
         self._last_camera = None
         self._drawn_content: tuple = ()
         self.initial_camera = (0.0, 0.0)  # yaw, pitch (radians) set when a model is opened
+        self.pending_after_load: Callable[[], None] | None = None  # run once after the next model load
         self.widgets = [ModelWidget(self), LatentWidget(self), CameraWidget(self), RenderWidget(self),
-                        ExportWidget(self), PerfWidget(self)]
+                        InversionWidget(self), MeshWidget(self), ExportWidget(self), PerfWidget(self)]
 
     def _load_model(self, path: str) -> Backend:
         from .model_backend import ModelBackend  # torch is imported on first use, on the render thread
@@ -104,6 +108,34 @@ class Viewer:
         if self.mesh_view is None:
             self.mesh_view = MeshView()
         return self.mesh_view
+
+    def close_mesh_view(self) -> None:
+        if self.mesh_view is not None:
+            self.mesh_view.delete()
+            self.mesh_view = None
+
+    def model_backend(self):
+        """The loaded model's backend when it is a real model (jobs need ``core``'s Model), else None."""
+        backend = self.renderer.backend
+        return backend if getattr(backend, "model", None) is not None else None
+
+    def start_task(self, name: str, fn) -> Task:
+        """Run ``fn(task)`` in the background; the UI wakes up on each progress report."""
+        return Task(name, fn, on_update=glfw.post_empty_event)
+
+    def task_status(self, task: Task, done_text: str | None = None) -> None:
+        """Progress bar + Cancel while ``task`` runs; then its outcome (or error) in one line."""
+        if task.running:
+            imgui.progress_bar(task.progress, imgui.ImVec2(-imgui.get_font_size() * 5, 0), task.text)
+            imgui.same_line()
+            if imgui.button(f"Cancel##{id(task)}"):
+                task.cancel()
+        elif task.error:
+            imgui.push_text_wrap_pos(0.0)
+            imgui.text_colored(ERROR_COLOR, f"{task.name} failed: {task.error}")
+            imgui.pop_text_wrap_pos()
+        else:
+            imgui.text_colored(DIM_COLOR, done_text or f"{task.name}: {task.status}")
 
     def save_screenshot(self, folder: str, pane: str | None = None) -> None:
         """Save the whole window (at the end of this frame) or one pane's current view as the next NNNNN.png."""
@@ -134,6 +166,9 @@ class Viewer:
         s.cutoff = min(s.cutoff, event.info.num_ws)
         s.mix_lo, s.mix_hi = min(s.mix_lo, event.info.num_ws), min(s.mix_hi, event.info.num_ws)
         s.stored, s.use_stored = None, False
+        if self.pending_after_load is not None:
+            self.pending_after_load()
+            self.pending_after_load = None
         self._last_camera = self.state.camera.spec()  # a reset on load is not a camera move
         if os.path.isfile(event.path):
             self.recent.add(event.path)

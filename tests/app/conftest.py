@@ -65,8 +65,7 @@ def run_until(viewer, condition, timeout: float = 120.0, min_frames: int = 2) ->
             raise AssertionError(f"condition not reached within {timeout} s ({n} frames)")
         viewer.step()
         n += 1
-        if not viewer.renderer.idle:
-            time.sleep(0.005)
+        time.sleep(0.01 if viewer.renderer.idle else 0.02)  # leave the CPU to the render thread and jobs
     return n
 
 

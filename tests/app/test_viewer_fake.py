@@ -90,7 +90,7 @@ def test_mouse_drag_orbits_and_wheel_zooms(make_viewer):
 def test_latent_animation_and_auto_orbit_advance(make_viewer):
     v, backend = open_fake(make_viewer)
     settle(v)
-    v.state.latent.interp_animate = True
+    v.state.latent.interp_animate, v.state.latent.interp_speed = True, 1.0
     v.state.camera.auto_orbit = True
     run_until(v, lambda: v.state.latent.interp_t > 0.05, min_frames=10)
     assert v.state.camera.yaw != 0.0

@@ -1,0 +1,140 @@
+"""Background jobs of the viewer, each a thin call into core's API (``core.mesh``, ``core.video``,
+``core.inversion``) with the task's progress and cancel hooks. They run on :class:`app.tasks.Task` threads and,
+like :mod:`app.model_backend`, are the only app code that touches torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .model_backend import ModelBackend
+from .requests import LatentSpec
+from .tasks import Task
+
+
+def _hooks(task: Task):
+    """(progress, cancel) callbacks for core's APIs, reporting into ``task``."""
+    def progress(p) -> None:
+        values = " ".join(f"{k} {v:.3g}" for k, v in getattr(p, "values", {}).items())
+        task.report(p.fraction, f"{p.stage} {p.done}/{p.total}" + (f" | {values}" if values else ""), p.preview)
+    return progress, (lambda: task.cancelled)
+
+
+# -- mesh -----------------------------------------------------------------------------------------------------
+@dataclass
+class MeshJob:
+    latent: LatentSpec
+    resolution: int = 128
+    level: float = 10.0
+    colors: bool = True
+
+
+@dataclass
+class MeshResult:
+    mesh: object          # core.mesh.Mesh (vertices, faces, normals, colors)
+    volume: object        # core.mesh.Volume, kept to re-mesh at another iso level without querying the field
+    job: MeshJob
+
+
+def extract_mesh(backend: ModelBackend, job: MeshJob, task: Task, volume=None) -> MeshResult:
+    """Density grid (or the given ``volume``) -> marching cubes at ``job.level`` -> vertex colours."""
+    from core.mesh import density_volume, extract_mesh as core_extract
+    progress, cancel = _hooks(task)
+    ws = backend.ws(job.latent)
+    if volume is None:
+        volume = density_volume(backend.model, ws, job.resolution, progress=progress, cancel=cancel)
+    mesh = core_extract(backend.model, ws, job.resolution, job.level, colors=job.colors, progress=progress,
+                        cancel=cancel, volume=volume)
+    return MeshResult(mesh, volume, job)
+
+
+def save_mesh(mesh, path: str, task: Task) -> Path:
+    from core.mesh import save_mesh as core_save
+    task.report(0.5, f"writing {Path(path).name}")
+    return core_save(mesh, path)
+
+
+# -- video ----------------------------------------------------------------------------------------------------
+@dataclass
+class VideoJob:
+    path: str
+    latents: tuple[LatentSpec, ...]      # one (turntable/orbit) or the keyframes of a loop (interp)
+    mode: str = "turntable"
+    branch: str = "sr2d"                 # or "all": every branch side by side
+    output: str = "image"
+    frames: int = 120
+    fps: float = 30.0
+    resolution: int | None = None        # neural rendering resolution
+    samples: tuple[int, int] | None = None
+    center_yaw: float = 0.0
+    center_pitch: float = -0.05
+    fov_deg: float = 18.837
+
+
+def render_video(backend: ModelBackend, job: VideoJob, task: Task):
+    """The viewer's current latent(s) and camera as an MP4/GIF through ``core.video.render_video``."""
+    from core.video import VideoSpec, render_video as core_render
+    progress, cancel = _hooks(task)
+    spec = VideoSpec(latents=tuple(backend.ws(s) for s in job.latents), mode=job.mode, branch=job.branch,
+                     output=job.output, frames=job.frames, fps=job.fps, nrr=job.resolution, samples=job.samples,
+                     center_yaw=job.center_yaw, center_pitch=job.center_pitch, fov_deg=job.fov_deg)
+    return core_render(backend.model, spec, job.path, progress=progress, cancel=cancel)
+
+
+# -- inversion ------------------------------------------------------------------------------------------------
+def load_photo(path: str, size: int, box: tuple[int, int, int] | None = None) -> np.ndarray:
+    """The photo as the inversion will see it (oriented, RGB, square crop, resized).  # [size, size, 3] uint8"""
+    from core.image_io import load_photo as core_load
+    return core_load(path, size, box)
+
+
+@dataclass
+class InversionJob:
+    photo: np.ndarray                    # [S, S, 3] uint8, already cropped
+    yaw: float = 0.0                     # camera guess (radians from frontal)
+    pitch: float = 0.0
+    fov_deg: float = 18.837
+    space: str = "w+"
+    steps: int = 300
+    loss: str = "mse"
+    pti_steps: int = 0
+    optimize_camera: bool = False
+    branch: str = "sr2d"
+    resolution: int | None = None        # neural rendering resolution while optimising (default: the model's)
+    samples: tuple[int, int] | None = None
+
+
+@dataclass
+class InversionOutcome:
+    ws: np.ndarray                       # [num_ws, w_dim]
+    yaw: float
+    pitch: float
+    radius: float
+    fov_deg: float
+    psnr: float
+    result: object                       # core.inversion.InversionResult (its ``tuned`` model with PTI)
+
+
+def invert(backend: ModelBackend, job: InversionJob, task: Task) -> InversionOutcome:
+    from core.cameras import focal_to_fov
+    from core.image_io import photo_to_tensor
+    from core.inversion import InversionSpec, invert as core_invert, orbit_from_label
+    progress, cancel = _hooks(task)
+    m = backend.model
+    spec = InversionSpec(space=job.space, steps=job.steps, loss=job.loss, pti_steps=job.pti_steps,
+                         optimize_camera=job.optimize_camera, branch=job.branch, nrr=job.resolution,
+                         samples=job.samples)
+    camera = m.camera_label(job.yaw, job.pitch, fov_deg=job.fov_deg)
+    target = photo_to_tensor(np.array(job.photo), m.device)  # a writable copy for torch
+    result = core_invert(m, target, camera, spec, progress=progress, cancel=cancel)
+    yaw, pitch, radius, focal = orbit_from_label(result.camera)
+    return InversionOutcome(result.ws[0].detach().cpu().numpy(), yaw, pitch, radius, focal_to_fov(focal),
+                            result.tuned_psnr if result.tuned_psnr is not None else result.psnr, result)
+
+
+def save_inversion(backend: ModelBackend, outcome: InversionOutcome, outdir: str, task: Task) -> list[Path]:
+    from core.inversion import save_inversion as core_save
+    progress, cancel = _hooks(task)
+    return core_save(outcome.result, backend.model, outdir, video_frames=0, progress=progress, cancel=cancel)

@@ -1,0 +1,100 @@
+"""Mesh extraction, video export and inversion started from the viewer's panels on the EG3D fixture (CPU, small
+sizes): background tasks with progress and cancel, results shown in the app and written as readable files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.app.conftest import run_until, settle
+from tests.conftest import EG3D_FIXTURE, require
+
+
+@pytest.fixture(scope="module")
+def viewer(display, tmp_path_factory):
+    import os
+    from app.model_backend import ModelBackend
+    from app.viewer import Viewer
+    os.environ["TRIDENT_CONFIG_DIR"] = str(tmp_path_factory.mktemp("config"))
+    v = Viewer(loader=lambda path: ModelBackend.open(path, "cpu", v.bank), width=900, height=560, fixed_dt=1 / 60)
+    v.state.render.resolution = 16
+    v.state.render.depth_samples = v.state.render.importance_samples = 6
+    v.open_model(str(require(EG3D_FIXTURE / "network.pkl")))
+    settle(v)
+    yield v
+    v.close()
+
+
+def widget(v, name: str):
+    return next(w for w in v.widgets if type(w).__name__ == name)
+
+
+def finish(v, task, timeout: float = 300.0):
+    run_until(v, lambda: task.done, timeout=timeout)
+    v.step()
+    return task
+
+
+def test_mesh_panel_extracts_shows_remeshes_and_exports(viewer, tmp_path):
+    import trimesh
+    v, w = viewer, widget(viewer, "MeshWidget")
+    w.resolution, w.level = 32, 0.4  # the fixture's random field: raw density spans about -0.6 .. 1.1
+    w.extract()
+    finish(v, w.task)
+    assert w.task.error is None, w.task.error
+    mv = v.mesh_view
+    assert v.pane_names() == ["sr2d", "mesh"] and mv.n_faces > 100 and mv.has_colors
+    v.step()
+    img = mv.read()
+    assert (np.abs(img.astype(int) - img[2, 2].astype(int)).sum(-1) > 30).mean() > 0.05  # the mesh is drawn
+    faces = mv.n_faces
+    w.level = 0.7
+    w.extract(remesh=True)
+    finish(v, w.task)
+    assert "density" not in w.task.text and mv.n_faces != faces  # the kept grid, another surface
+    w.save(str(tmp_path / "m.ply"))
+    finish(v, w.save_task)
+    mesh = trimesh.load(tmp_path / "m.ply", process=False)
+    assert len(mesh.faces) == mv.n_faces and mesh.visual.vertex_colors.shape[0] == len(mesh.vertices)
+
+
+def test_video_export_from_the_app_is_a_readable_mp4(viewer, tmp_path):
+    import imageio.v3 as iio
+    v, w = viewer, widget(viewer, "ExportWidget")
+    w.frames, w.fps, w.mode = 2, 10, 0
+    task = w.start_video(str(tmp_path / "turntable.mp4"))
+    finish(v, task)
+    assert task.error is None, task.error
+    meta = iio.immeta(tmp_path / "turntable.mp4", plugin="FFMPEG")
+    frames = list(iio.imiter(tmp_path / "turntable.mp4", plugin="FFMPEG"))
+    assert len(frames) == 2 and frames[0].shape == (128, 128, 3) and meta["fps"] == pytest.approx(10)
+    assert task.preview.shape == (128, 128, 3)  # the last frame, shown in the panel
+    # Cancelled: no file is left behind.
+    w.frames = 200
+    task = w.start_video(str(tmp_path / "cancelled.mp4"))
+    task.cancel()
+    finish(v, task)
+    assert task.cancelled and task.error is None and task.status == "cancelled"
+    assert not (tmp_path / "cancelled.mp4").exists() and not list(tmp_path.glob("*cancelled*"))
+
+
+def test_inversion_from_the_app_becomes_the_current_latent(viewer, tmp_path):
+    v, w = viewer, widget(viewer, "InversionWidget")
+    photo = tmp_path / "photo.png"
+    rgb = (np.random.RandomState(0).rand(96, 160, 3) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(photo)
+    assert not w.load(str(tmp_path / "missing.png")) and w.photo_error
+    assert w.load(str(photo)) and w.photo.shape == (128, 128, 3) and w.photo_error is None  # centred 96 px square
+    w.steps, w.space, w.lpips = 2, 1, False
+    task = w.start()
+    finish(v, task)
+    assert task.error is None, task.error
+    s = v.state.latent
+    model = v.model_backend().model
+    assert s.use_stored and v.bank.get(s.stored).shape == (model.num_ws, model.w_dim)
+    settle(v)
+    assert v.panes["sr2d"].result.request.latent.stored == s.stored  # the panes now render the inversion
+    w.outdir = str(tmp_path / "inv")
+    w.save()
+    finish(v, w.save_task)
+    assert {"latent.npy", "camera.npy", "compare.png", "inversion.json"} <= {p.name for p in (tmp_path / "inv").iterdir()}
