@@ -25,18 +25,30 @@ def _free_display_number(first: int = 90) -> int:
     raise DisplayError("no free X display number in :90-:289")
 
 
+def _serves(proc: subprocess.Popen, n: int) -> bool:
+    """Our Xvfb (not another process that raced us to the same number) owns display :n and accepts clients."""
+    try:
+        owner = int(Path(f"/tmp/.X{n}-lock").read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return owner == proc.pid and Path(f"/tmp/.X11-unix/X{n}").exists()
+
+
 def start_xvfb(width: int = 1280, height: int = 800, timeout_s: float = 10.0) -> tuple[subprocess.Popen, str]:
     """Start ``Xvfb :N`` on a free display number; returns (process, ':N') once the server accepts clients."""
     exe = shutil.which("Xvfb")
     if exe is None:
         raise DisplayError("Xvfb not found (install it: apt-get install xvfb libgl1-mesa-dri libglx-mesa0)")
-    for _ in range(5):  # another process may grab the same number between the check and the start
-        n = _free_display_number()
-        proc = subprocess.Popen([exe, f":{n}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for attempt in range(8):  # another process may take the same number between the check and the start
+        n = _free_display_number(90 + attempt * 7 + os.getpid() % 7)
+        # -noreset: without it the server resets whenever its last client disconnects, and a window opened
+        # during that reset fails ("X11: Failed to open display").
+        proc = subprocess.Popen([exe, f":{n}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp",
+                                 "-noreset"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and proc.poll() is None:
-            if Path(f"/tmp/.X11-unix/X{n}").exists():
+            if _serves(proc, n):
+                time.sleep(0.05)  # the socket exists slightly before the server answers
                 return proc, f":{n}"
             time.sleep(0.05)
         if proc.poll() is None:

@@ -38,7 +38,8 @@ class LatentState:
         return LatentSpec(
             seed=self.seed, psi=round(self.psi, 4), cutoff=self.cutoff, interp_seed=self.interp_seed,
             interp_t=round(self.interp_t, 4), mix_seed=self.mix_seed if self.mix_enabled else None,
-            mix_range=(self.mix_lo, self.mix_hi), cond_yaw=round(self.cond_yaw, 5), cond_pitch=round(self.cond_pitch, 5),
+            mix_range=(self.mix_lo, self.mix_hi), cond_yaw=round(self.cond_yaw, 5),
+            cond_pitch=round(self.cond_pitch, 5),
             stored=self.stored if self.use_stored else None)
 
 

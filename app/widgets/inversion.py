@@ -188,7 +188,8 @@ class InversionWidget:
             if imgui.button("Explore the PTI-tuned generator"):
                 self.use_tuned_model()
         if o is not None:
-            imgui.text_colored(DIM_COLOR, f"camera: yaw {math.degrees(o.yaw):.1f}, pitch {math.degrees(o.pitch):.1f} deg")
+            imgui.text_colored(DIM_COLOR, f"camera: yaw {math.degrees(o.yaw):.1f}, "
+                                          f"pitch {math.degrees(o.pitch):.1f} deg")
             _, self.outdir = imgui.input_text("Save to", self.outdir)
             if imgui.button("Save latent, camera, comparison"):
                 self.save()

@@ -42,7 +42,8 @@ class ModelWidget:
             return
         if v.info is not None:
             imgui.text(v.info.name)
-            imgui.text_colored(DIM_COLOR, f"{', '.join(v.info.branches)} | {v.info.img_resolution} px | {v.info.device}")
+            info = v.info
+            imgui.text_colored(DIM_COLOR, f"{', '.join(info.branches)} | {info.img_resolution} px | {info.device}")
         elif v.renderer.loading is None and v.load_error is None:
             imgui.text_colored(DIM_COLOR, "no model loaded")
         if v.renderer.loading is not None:

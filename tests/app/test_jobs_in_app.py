@@ -97,4 +97,5 @@ def test_inversion_from_the_app_becomes_the_current_latent(viewer, tmp_path):
     w.outdir = str(tmp_path / "inv")
     w.save()
     finish(v, w.save_task)
-    assert {"latent.npy", "camera.npy", "compare.png", "inversion.json"} <= {p.name for p in (tmp_path / "inv").iterdir()}
+    written = {p.name for p in (tmp_path / "inv").iterdir()}
+    assert {"latent.npy", "camera.npy", "compare.png", "inversion.json"} <= written
