@@ -39,6 +39,7 @@ class MeshView:
         self.distance = 2.0
         self.center = np.zeros(3, np.float32)
         self.shading = "lambert"
+        self.follow = False   # True: the mesh pane shows the image panes' camera
         self.use_colors = True
         self.has_colors = False
         self.n_vertices = self.n_faces = 0
@@ -75,12 +76,18 @@ class MeshView:
     def orbit(self, inp: PaneInput) -> bool:
         """Apply a pane's mouse input; returns whether the view changed."""
         if inp.drag != (0.0, 0.0):
-            # Dragging right turns the object right: the camera moves the other way round.
-            yaw, pitch = drag_orbit(-self.yaw, self.pitch, inp.drag[0], -inp.drag[1], inp.size_px)
-            self.yaw, self.pitch = -yaw, float(np.clip(pitch, -PITCH_LIMIT, PITCH_LIMIT))
+            # Same feel as the image panes: pitch here is an elevation (up = positive), EG3D's pitch the opposite.
+            yaw, pitch = drag_orbit(self.yaw, -self.pitch, inp.drag[0], inp.drag[1], inp.size_px)
+            self.yaw, self.pitch = yaw, float(np.clip(-pitch, -PITCH_LIMIT, PITCH_LIMIT))
         if inp.wheel:
             self.distance *= 0.9 ** inp.wheel
         return inp.drag != (0.0, 0.0) or bool(inp.wheel)
+
+    def follow_camera(self, yaw: float, pitch: float) -> None:
+        """Look from the image panes' camera: EG3D orbit offsets -> this pane's yaw and elevation
+        (EG3D's polar angle is arccos(1 - 2v), so the camera height is -2 pitch / pi of the radius)."""
+        self.yaw = yaw
+        self.pitch = float(np.clip(math.asin(np.clip(-2 * pitch / math.pi, -1, 1)), -PITCH_LIMIT, PITCH_LIMIT))
 
     def render(self, side: int) -> None:
         """Draw the mesh into the pane framebuffer if anything changed."""
@@ -107,10 +114,12 @@ class MeshView:
         self._drawn_key = key
 
     def draw(self, side: float) -> PaneInput:
-        """The mesh image area in the current ImGui window; orbit/zoom from the mouse."""
+        """The mesh image area in the current ImGui window; orbit/zoom from the mouse (unless it follows the image
+        panes' camera: then the caller applies the input to that camera)."""
         self.render(int(side))
         self.last_input = image_area("##mesh", self.fbo.color, side)
-        self.orbit(self.last_input)
+        if not self.follow:
+            self.orbit(self.last_input)
         return self.last_input
 
     def read(self) -> np.ndarray:

@@ -243,8 +243,13 @@ class Viewer:
             if name == "mesh":
                 mv = self.mesh_view
                 imgui.begin(f"mesh: {mv.n_vertices} vertices, {mv.n_faces} faces###mesh", None, PANE_FLAGS)
-                imgui.text_colored(DIM_COLOR, "drag to orbit, wheel to zoom")
-                mv.draw(max(16.0, side - chrome))
+                hint = "follows the render camera" if mv.follow else "drag to orbit, wheel to zoom"
+                imgui.text_colored(DIM_COLOR, hint)
+                if mv.follow:
+                    mv.follow_camera(self.state.camera.yaw, self.state.camera.pitch)
+                inp = mv.draw(max(16.0, side - chrome))
+                if mv.follow:
+                    self._apply_pane_input(inp.drag, 0.0, inp.size_px)
                 imgui.end()
                 continue
             pane = self.panes[name]

@@ -87,6 +87,8 @@ class MeshWidget:
             imgui.begin_disabled(not mv.has_colors)
             _, mv.use_colors = imgui.checkbox("Vertex colours", mv.use_colors)
             imgui.end_disabled()
+            _, mv.follow = imgui.checkbox("Follow the render camera", mv.follow)
+            imgui.same_line()
             if imgui.button("Reset view"):
                 mv.yaw = mv.pitch = 0.0
             imgui.same_line()

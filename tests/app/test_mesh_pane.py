@@ -3,6 +3,7 @@ and orbits with the mouse; checked on an icosphere made here."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app.mesh_view import SHADING, vertex_normals
 from tests.app.conftest import assert_matches_golden, settle
@@ -68,7 +69,10 @@ def test_mesh_pane_orbits_with_the_mouse(make_viewer):
     before = mv.read()
     inp = mv.last_input
     drag(v, (inp.origin[0] + inp.size_px / 2, inp.origin[1] + inp.size_px / 2), (inp.size_px / 4, 0))
-    assert mv.yaw > 0.5
+    assert mv.yaw < -0.5  # as in the image panes: dragging right lowers yaw
     assert v.state.camera.yaw == 0.0  # the mesh pane has its own camera
     v.step()
     assert np.abs(mv.read().astype(int) - before.astype(int)).mean() > 2
+    mv.follow = True  # now it shows (and drags) the image panes' camera
+    drag(v, (inp.origin[0] + inp.size_px / 2, inp.origin[1] + inp.size_px / 2), (0, inp.size_px / 4))
+    assert v.state.camera.pitch < -0.5 and mv.pitch == pytest.approx(np.arcsin(-2 * v.state.camera.pitch / np.pi))
