@@ -15,6 +15,8 @@ volume rendering of coarse + detail tri-planes at the output resolution, no supe
 * ``mimic3d512``: Mimic3D's FFHQ-512 3D-stage architecture with random weights (3D-aware blocks at 4..256,
   256^2 coarse and 512^2 detail tri-planes), at each ``--direct3d-res`` (default 128, 256, 512) with 48+48
   samples per ray, batch sizes ``--direct3d-batches`` (default 1), in ray chunks of 8192 (bounded memory).
+The student rows time the distilled ``student`` branch against its teacher's ``sr2d`` at batch sizes
+``--student-batches`` (default 1, 16; see core.commands.bench_student).
  Times are the median of ``--repeats`` runs after ``--warmup`` runs, divided by the
 batch size; CUDA work is timed with CUDA events.
 
@@ -52,6 +54,7 @@ from ..cameras import Camera
 from ..checkpoint import build_generator, load_snapshot
 from ..config import GeneratorConfig, RenderingConfig
 from ..triplane import RenderOptions, TriPlaneGenerator
+from . import bench_student
 from .common import UsageError, resolve_device
 
 MODELS = ("fixture", "ffhq512", "mimic3d512")
@@ -107,6 +110,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-reference", action="store_true", help="skip the (slow) reference-operator runs")
     p.add_argument("--reference-batches", default=None,
                    help="batch sizes that also run the reference operators (default: 1)")
+    bench_student.add_options(p)
     p.add_argument("--quick", action="store_true",
                    help="smallest settings (fixture only, batch 1, 1 repeat, no warm-up); explicit options win")
     p.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON output (default: ./bench.json)")
@@ -457,6 +461,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(settings.threads)
     if args.out.exists() and args.out.is_dir():
         raise UsageError(f"--out {args.out} is a directory")
+    student_plan = bench_student.parse(args)
     models = load_models(settings, args.network, device)
     cases = build_cases(settings, models)
     mem = PeakMemory(device)
@@ -490,6 +495,7 @@ def run(args: argparse.Namespace) -> int:
         del image
         rows.append(row)
 
+    student_rows = bench_student.section(student_plan, args, settings, models, rows, device, mem)
     load_after = load_average()
     comparisons = known_comparisons(rows)
     mismatched = [r for r in rows if r["max_abs_diff"] is not None and not r["max_abs_diff"] < TOLERANCE]
@@ -500,6 +506,12 @@ def run(args: argparse.Namespace) -> int:
           f"(grouped modulated conv, zero-insertion upfirdn2d); ref/fast = speed-up; max diff = max |fast - ref| "
           f"of the image (tolerance {TOLERANCE:g}); peak MB = peak memory increase during the fast runs; "
           f"direct3d rows: nrr = output resolution, no reference run")
+    if student_rows:
+        print()
+        for line in bench_student.student_table_lines(student_rows):
+            print(line)
+        print("student rows: the distilled student (teacher's mapping + student) vs its teacher's sr2d "
+              "(deterministic sampling) at the same batch; speed-up = teacher ms / student ms")
     if comparisons:
         print("original EG3D measured on a 2-core CPU like this one (project issue), batch 1, standard sampling:")
         for k in comparisons:
@@ -528,6 +540,7 @@ def run(args: argparse.Namespace) -> int:
         "load_average_before": load_before, "load_average_after": load_after,
         "rows": rows,
         "eg3d_known": comparisons,
+        "student_rows": student_rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

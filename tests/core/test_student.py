@@ -140,3 +140,26 @@ def test_student_branch_in_a_trident_file(student, eg3d_snapshot, ws, tmp_path):
     assert set(out) == {"image", "image_raw"}
     with torch.no_grad():
         assert torch.equal(out["image"], student(ws[:1], c)["image"])
+
+
+def test_bench_student_rows(student, eg3d_snapshot, tmp_path):
+    """`python -m core bench` times the student inside --network against its teacher (no wall-clock asserts)."""
+    import dataclasses
+    import json
+
+    from tests.core.test_bench import run_cli
+
+    path = tmp_path / "with_student.pkl"
+    save_snapshot(path, dataclasses.replace(eg3d_snapshot, extra={"student": student_payload(student)}))
+    out = tmp_path / "b.json"
+    proc = run_cli("--quick", "--no-reference", "--device", "cpu", "--threads", "1", "--network", str(path),
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(out.read_text())["student_rows"]
+    assert row["student"] == "fixture" and row["source"] == "file" and row["batch"] == 1
+    assert row["image_resolution"] == 128 and row["nrr"] == 64 and row["sr_kind"] == "2X"
+    assert row["ms_per_image_student"] > 0 and row["ms_per_image_teacher"] > 0 and row["peak_mb_student"] >= 0
+    assert row["speedup"] == pytest.approx(row["ms_per_image_teacher"] / row["ms_per_image_student"])
+    assert "student ms/img" in proc.stdout
+    bad = run_cli("--quick", "--students", "nope", "--out", str(tmp_path / "c.json"))
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: --students")

@@ -144,3 +144,14 @@ def test_distill_errors(eg3d_fixture_dir, tmp_path, capsys, monkeypatch):
     assert "--teacher" in err[0] and "distillation presets" in err[1] and "loss.colour" in err[2]
     assert "vgg16-397923af.pth" in err[3] and "loss.lpips_weight=0" in err[3]
     assert "direct3d" in err[4] and "--data" in err[5] and "no distillation state" in err[6]
+
+
+def test_bench_student_architectures_match_the_presets():
+    """`python -m core bench` times random-weight students of the distillation presets' architectures."""
+    from core.commands.bench_student import PRESET_OF, STUDENT_ARCHS
+
+    for name, preset in PRESET_OF.items():
+        arch = dict(vars(load_distill_config(preset).student))
+        if arch["sr_kind"] != "light":
+            arch.pop("sr_channels")
+        assert arch == STUDENT_ARCHS[name], name
