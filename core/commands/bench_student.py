@@ -10,7 +10,8 @@ Students, each paired with a teacher model of the main bench:
 * ``ffhq512-teachersr``: as ``ffhq512`` but with the teacher's own 8XDC super-resolution (``distill-ffhq512-teachersr``).
 
 Both sides include the teacher's mapping network (the student consumes its ws); the teacher renders with
-deterministic sampling (the distillation targets' and the viewer's mode). The speed-up is teacher / student ms.
+deterministic sampling (the distillation targets' and the viewer's mode). The speed-up is teacher / student ms;
+on CPU the rows also hold process CPU ms per image and the CPU-time speed-up (robust on a shared machine).
 """
 from __future__ import annotations
 
@@ -108,18 +109,25 @@ def run_student_rows(names: list[str], batches: list[int], models: dict[str, Tri
                      "peak_mb_student": s["peak_mb"],
                      "ms_per_image_teacher": t["ms_per_image"], "times_ms_teacher": t["times_ms"],
                      "peak_mb_teacher": t["peak_mb"],
-                     "speedup": t["ms_per_image"] / s["ms_per_image"]})
+                     "cpu_ms_per_image_student": _cpu_ms(s, batch), "cpu_ms_per_image_teacher": _cpu_ms(t, batch),
+                     "speedup": t["ms_per_image"] / s["ms_per_image"],
+                     "cpu_speedup": _cpu_ms(t, batch) / _cpu_ms(s, batch) if s.get("cpu_times_ms") else None})
     return rows
 
 
-STUDENT_COLUMNS = ("student", "px", "batch", "sr", "teacher ms/img", "student ms/img", "speed-up", "teacher MB",
-                   "student MB")
+def _cpu_ms(m: dict, batch: int) -> float | None:
+    """Median process CPU ms per image (CPU runs only): robust to other processes on a shared machine."""
+    return statistics.median(m["cpu_times_ms"]) / batch if m.get("cpu_times_ms") else None
+
+
+STUDENT_COLUMNS = ("student", "px", "batch", "sr", "teacher ms/img", "student ms/img", "speed-up", "CPU-time speed-up",
+                   "teacher MB", "student MB")
 
 
 def student_table_lines(rows: list[dict]) -> list[str]:
     cells = [[r["student"], str(r["image_resolution"]), str(r["batch"]), str(r["sr_kind"]),
               f"{r['ms_per_image_teacher']:.1f}", f"{r['ms_per_image_student']:.1f}", f"{r['speedup']:.1f}x",
-              f"{r['peak_mb_teacher']:.0f}", f"{r['peak_mb_student']:.0f}"] for r in rows]
+              "-" if r["cpu_speedup"] is None else f"{r['cpu_speedup']:.1f}x", f"{r['peak_mb_teacher']:.0f}", f"{r['peak_mb_student']:.0f}"] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(STUDENT_COLUMNS)]
 
     def line(vals):
@@ -161,9 +169,10 @@ def section(plan: tuple[list[str], list[int]] | None, args, settings, models: di
 
     def measure_fn(fn: Callable[[], torch.Tensor], batch: int) -> dict:
         mem.start()
-        times, _, _ = bench.time_runs(fn, device, settings.warmup, settings.repeats)
+        times, cpu_times, _ = bench.time_runs(fn, device, settings.warmup, settings.repeats)
         peak, _ = mem.stop_mb()
-        return {"ms_per_image": statistics.median(times) / batch, "times_ms": times, "peak_mb": peak}
+        return {"ms_per_image": statistics.median(times) / batch, "times_ms": times, "cpu_times_ms": cpu_times,
+                "peak_mb": peak}
 
     def measure_teacher(model: str, nrr: int, batch: int) -> dict:
         r = models[model].cfg.rendering
