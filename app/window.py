@@ -59,6 +59,7 @@ class Window:
         glfw.set_drop_callback(self.handle, self._on_drop)
         glfw.set_window_refresh_callback(self.handle, self._on_refresh)
         self._last_signature: bytes | None = None
+        self._size: tuple[int, int] | None = None
         self.needs_redraw = True  # set by anything that changes GL content behind unchanged draw data
         self.gl_version = gl.glGetString(gl.GL_VERSION).decode()
         self.gl_renderer = gl.glGetString(gl.GL_RENDERER).decode()
@@ -71,11 +72,14 @@ class Window:
 
     @property
     def size(self) -> tuple[int, int]:
-        """Framebuffer size in pixels (width, height)."""
-        return glfw.get_framebuffer_size(self.handle)
+        """Framebuffer size in pixels (width, height), read once per frame (each query is an X round trip)."""
+        if self._size is None:
+            self._size = tuple(glfw.get_framebuffer_size(self.handle))
+        return self._size
 
     def set_size(self, width: int, height: int) -> None:
         glfw.set_window_size(self.handle, int(width), int(height))
+        self._size = None
 
     def should_close(self) -> bool:
         return bool(glfw.window_should_close(self.handle))
@@ -87,6 +91,7 @@ class Window:
 
     def begin_frame(self) -> None:
         glfw.poll_events()
+        self._size = None
         self.impl.process_inputs()
         if self.fixed_dt is not None:
             imgui.get_io().delta_time = self.fixed_dt
