@@ -106,6 +106,13 @@ class VideoPlan:
     def cells(self) -> int:
         return len(self.keyframes)
 
+    def cell_latents(self, f: int) -> list[Tensor | None]:
+        """ws [1, num_ws, w_dim] of every cell at frame f (None for empty cells)."""
+        if self.spec.mode != "interp":
+            return list(self.keyframes)
+        t = f * self.keyframes[0].shape[0] / self.spec.frames            # keyframe position in [0, K)
+        return [fn(t) for fn in self._interp]
+
 
 def _check(cond: bool, msg: str) -> None:
     if not cond:
@@ -241,11 +248,7 @@ def render_frame(model: Model, plan: VideoPlan, f: int) -> np.ndarray:
     spec = plan.spec
     yaw, pitch = frame_offsets(spec, f)
     c = model.camera_label(yaw, pitch, fov_deg=spec.fov_deg)
-    if spec.mode == "interp":
-        t = f * plan.keyframes[0].shape[0] / spec.frames                # keyframe position in [0, K)
-        ws_cells = [fn(t) for fn in plan._interp]
-    else:
-        ws_cells = plan.keyframes
+    ws_cells = plan.cell_latents(f)
     live = [i for i, w in enumerate(ws_cells) if w is not None]
     ws = torch.cat([ws_cells[i] for i in live])                         # [cells, num_ws, w_dim]
     key = _OUTPUT_KEYS[spec.output]
