@@ -83,6 +83,29 @@ def measure(pkl: str, seconds: float, size: tuple[int, int], resolution: int, de
             os.environ.pop("DISPLAY", None)
 
 
+def branch_timings(pkl: str, device: str, repeats: int = 3, resolution: int = 0) -> dict:
+    """ms per branch as the viewer renders: a new latent (mapping + backbone + render) and a camera move with the
+    tri-planes cached; medians of ``repeats`` (different seeds / yaws), no UI running."""
+    from .model_backend import ModelBackend
+    from .requests import CameraSpec, LatentSpec, RenderRequest
+    b = ModelBackend.open(pkl, device)
+    out = {}
+    for branch in b.info.branches:
+        new, moved = [], []
+        for i in range(repeats + 1):   # the first round warms up
+            req = RenderRequest(latent=LatentSpec(seed=100 + i), resolution=resolution or None,
+                                branches=b.info.branches)
+            t_new = b.render(req, branch).render_ms
+            req = RenderRequest(latent=req.latent, camera=CameraSpec(yaw=0.2), resolution=resolution or None)
+            t_moved = b.render(req, branch).render_ms
+            if i:
+                new.append(t_new)
+                moved.append(t_moved)
+        out[branch] = {"new_latent_ms": round(float(np.median(new)), 1),
+                       "camera_move_ms": round(float(np.median(moved)), 1)}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m app.measure", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,9 +116,15 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-nice", action="store_true", help="keep the render thread at the UI's CPU priority")
+    p.add_argument("--branches-only", action="store_true", help="only time each branch's renders (no window)")
     a = p.parse_args()
     import torch
     torch.set_num_threads(a.threads or max(1, (os.cpu_count() or 2) - 1))
+    if a.branches_only:
+        for branch, t in branch_timings(a.pkl, a.device, resolution=a.resolution).items():
+            print(f"{branch}: {t}")
+        print(f"load_average_1min: {os.getloadavg()[0]:.1f}, torch threads {torch.get_num_threads()}")
+        return
     w, h = (int(x) for x in a.size.split("x"))
     for k, val in measure(a.pkl, a.seconds, (w, h), a.resolution, a.device, not a.no_nice).items():
         print(f"{k}: {val:.1f}" if isinstance(val, float) else f"{k}: {val}")
