@@ -41,7 +41,7 @@ LABEL_WIDTH_EM = 7.5         # room for the labels right of the controls
 REDRAW_EVERY_S = 0.5         # redraw at least this often even when nothing seems to change
 PANE_FLAGS = (imgui.WindowFlags_.no_move | imgui.WindowFlags_.no_resize | imgui.WindowFlags_.no_collapse
               | imgui.WindowFlags_.no_scrollbar | imgui.WindowFlags_.no_scroll_with_mouse
-              | imgui.WindowFlags_.no_saved_settings)
+              | imgui.WindowFlags_.no_saved_settings | imgui.WindowFlags_.no_background)
 
 
 def grid_layout(n: int, width: float, height: float) -> tuple[int, int, float]:
@@ -216,7 +216,8 @@ class Viewer:
         imgui.set_next_window_pos(imgui.ImVec2(0, 0))
         imgui.set_next_window_size(imgui.ImVec2(width, height))
         imgui.begin("Trident", None, imgui.WindowFlags_.no_move | imgui.WindowFlags_.no_resize
-                    | imgui.WindowFlags_.no_collapse | imgui.WindowFlags_.no_saved_settings)
+                    | imgui.WindowFlags_.no_collapse | imgui.WindowFlags_.no_saved_settings
+                    | imgui.WindowFlags_.no_background)  # the clear colour is the background (window.py)
         imgui.push_item_width(-imgui.get_font_size() * LABEL_WIDTH_EM)
         for widget in self.widgets:
             widget()
