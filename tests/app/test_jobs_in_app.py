@@ -99,3 +99,10 @@ def test_inversion_from_the_app_becomes_the_current_latent(viewer, tmp_path):
     finish(v, w.save_task)
     written = {p.name for p in (tmp_path / "inv").iterdir()}
     assert {"latent.npy", "camera.npy", "compare.png", "inversion.json"} <= written
+    # PTI's tuned generator replaces the model in the viewer and keeps showing the inversion (the loaded model
+    # stands in for a tuned copy here: PTI itself is tested in tests/core).
+    w.outcome.result.tuned = v.model_backend().model
+    w.use_tuned_model()
+    run_until(v, lambda: v.info.name.endswith("(PTI-tuned)"), timeout=60)
+    settle(v)
+    assert v.state.latent.use_stored and v.panes["sr2d"].result.request.latent.stored == v.state.latent.stored
