@@ -276,7 +276,7 @@ class Viewer:
         if self.window.dropped_paths:
             self.open_model(self.window.dropped_paths.pop())
             self.window.dropped_paths.clear()
-        w, h = self.window.size
+        w, h = imgui.get_io().display_size  # layout in window coordinates (framebuffer pixels differ on HiDPI)
         panel = min(w * 0.45, imgui.get_font_size() * PANEL_WIDTH_EM)
         self._draw_controls(panel, h)
         self._draw_panes(panel, w - panel, h)
