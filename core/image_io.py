@@ -6,7 +6,7 @@
 * framing: the largest centred square (default), or a crop box (left, top, size) in pixels of the
   orientation-corrected photo; then a Lanczos resize to the requested side (EG3D's FFHQ crops are Lanczos-resized).
 
-Files that PIL cannot decode (e.g. 16-bit RGB TIFF) are read through imageio.
+TIFF files that PIL cannot decode (e.g. 16-bit or float RGB) are read through imageio's tifffile plugin.
 """
 from __future__ import annotations
 
@@ -83,12 +83,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except PhotoError:
         raise
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as pil_error:
+        msg = str(pil_error).splitlines()[0] if str(pil_error) else type(pil_error).__name__
+        if p.suffix.lower() not in (".tif", ".tiff"):
+            raise PhotoError(f"cannot read image {p}: {msg}") from None
         try:
             import imageio.v3 as iio
 
-            arr = np.asarray(iio.imread(p))
+            arr = np.asarray(iio.imread(p, plugin="tifffile"))
         except Exception:  # noqa: BLE001 - any decoder failure is "not an image we can read"
-            msg = str(pil_error).splitlines()[0] if str(pil_error) else type(pil_error).__name__
             raise PhotoError(f"cannot read image {p}: {msg}") from None
         if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 2, 3, 4):
             arr = arr.transpose(1, 2, 0)      # channel-first TIFF pages

@@ -127,9 +127,9 @@ def orbit_from_label(label: Tensor) -> tuple[float, float, float, float]:
     r = float(o.norm())
     cos_phi = float((o[1] / r).clamp(-1, 1))
     pitch = math.pi * (1 - cos_phi) / 2
-    yaw = math.pi - math.atan2(float(o[2]), float(o[0]))
-    yaw = (yaw + math.pi) % (2 * math.pi) - math.pi          # wrap to (-pi, pi]
-    return yaw - math.pi / 2, pitch - math.pi / 2, r, float(c[16])
+    yaw = math.pi - math.atan2(float(o[2]), float(o[0])) - math.pi / 2
+    yaw = math.pi - (math.pi - yaw) % (2 * math.pi)           # offset wrapped to (-pi, pi]
+    return yaw, pitch - math.pi / 2, r, float(c[16])
 
 
 def label_from_orbit(yaw: Tensor, pitch: Tensor, pivot: tuple[float, float, float], radius: float,
@@ -225,8 +225,9 @@ def invert(model: Model, target: Tensor, camera: Tensor, spec: InversionSpec = I
     t_start = time.perf_counter()
     device = model.device
     target = target.to(device).float()
-    camera = camera.reshape(1, 25).to(device).float()
+    camera = camera.to(device).float()
     _validate(model, target, camera, spec)
+    camera = camera.reshape(1, 25)
     if spec.loss != "lpips":
         lpips = None
     elif lpips is None:
