@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_output", "atomic_folder", "check_writable_dir"]
+__all__ = ["atomic_output", "atomic_folder", "check_writable_dir", "check_output_location"]
 
 
 def check_writable_dir(folder: str | os.PathLike, create: bool = True) -> Path:
@@ -25,6 +25,19 @@ def check_writable_dir(folder: str | os.PathLike, create: bool = True) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(13, "folder is not writable", str(folder))
     return folder
+
+
+def check_output_location(path: str | os.PathLike) -> None:
+    """Fail early (before long work) when ``path`` could not be created: its nearest existing ancestor must be a
+    writable folder. Creates nothing."""
+    p = Path(path).absolute()
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(20, "not a folder", str(parent))
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise PermissionError(13, "folder is not writable", str(parent))
+            return
 
 
 @contextlib.contextmanager

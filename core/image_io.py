@@ -138,5 +138,5 @@ def load_photo(path: str | os.PathLike, size: int, box: tuple[int, int, int] | N
 
 def photo_to_tensor(img: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
     """uint8 [H, W, 3] -> float [1, 3, H, W] in [-1, 1] (the generator's image range)."""
-    t = torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float()
+    t = torch.from_numpy(np.array(img, dtype=np.uint8)).to(device).permute(2, 0, 1)[None].float()
     return t / 127.5 - 1.0

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..atomic import check_output_location
 from ..cameras import DEFAULT_FOV_DEG
 from ..image_io import PhotoError, load_photo, parse_crop_box, photo_to_tensor
 from ..inversion import InversionError, InversionSpec, invert, save_inversion
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--fov-deg must be in (0, 180), got {args.fov_deg}")
     if args.outdir.exists() and not args.outdir.is_dir():
         raise UsageError(f"--outdir {args.outdir} exists and is not a folder")
+    check_output_location(args.outdir / "latent.npy")   # before minutes of optimisation
     try:
         box = parse_crop_box(args.crop)
         device = resolve_device(args.device)

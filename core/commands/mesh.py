@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..atomic import check_output_location
 from ..mesh import MESH_FORMATS, MeshError, mesh_from_volume, model_field, save_mesh, save_mrc
 from ..model import load_model
 from .common import UsageError, resolve_device
@@ -55,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--chunk must be at least 1024")
     if args.camera is not None:
         raise UsageError("mesh takes no --camera (the density field does not depend on the view)")
+    for target in (args.out, args.mrc):
+        if target is not None:
+            check_output_location(target)   # before rendering
     device = resolve_device(args.device)
     model = load_model(args.network, device)
     if args.latent is not None:

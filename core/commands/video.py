@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..atomic import check_output_location
 from ..cameras import DEFAULT_FOV_DEG, focal_to_fov
 from ..inversion import orbit_from_label
 from ..model import BRANCHES, load_model
@@ -57,6 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() not in FORMATS:
         raise UsageError(f"--out must end in {' or '.join(FORMATS)}, got {args.out.name!r}")
+    check_output_location(args.out)   # before rendering
     device = resolve_device(args.device)
     model = load_model(args.network, device)
     latents = tuple(latents_from_args(args, model)) if args.latent else None
