@@ -56,6 +56,9 @@ __all__ = ["InversionError", "InversionSpec", "InversionResult", "invert", "save
            "label_from_orbit", "psnr"]
 
 
+OUTPUT_NAMES = ("latent.npy", "camera.npy", "compare.png", "orbit.mp4", "inversion.json", "network.pkl")
+
+
 class InversionError(ValueError):
     """Inversion settings or inputs that cannot work (one line)."""
 
@@ -103,10 +106,6 @@ class InversionResult:
     pti_steps_done: int = 0
     seconds: float = 0.0
     history: list[dict] = field(default_factory=list)   # per step: {"step", "loss", "psnr"}
-
-    @property
-    def final_model_image(self) -> Tensor:
-        return self.tuned_image if self.tuned_image is not None else self.image
 
 
 def psnr(a: Tensor, b: Tensor) -> float:
@@ -166,6 +165,8 @@ def _validate(model: Model, target: Tensor, camera: Tensor, spec: InversionSpec)
         model.check_branch(spec.branch)
     except ValueError as e:
         raise InversionError(str(e)) from None
+    check(spec.pti_steps == 0 or spec.branch != "student",
+          "pivotal tuning tunes the tri-plane generator; invert the student branch without PTI")
     check(target.ndim == 4 and target.shape[0] == 1 and target.shape[1] == 3,
           f"target must be [1, 3, H, W], got {tuple(target.shape)}")
     check(bool(torch.isfinite(target).all()), "target image contains NaN or infinite values")
@@ -327,7 +328,7 @@ def _pivotal_tuning(model: Model, result: InversionResult, opts: RenderOptions, 
             rec["lpips"] = float(dist.detach())
         show = spec.preview_every > 0 and (done % spec.preview_every == 0 or done == spec.pti_steps)
         report(progress, "pti", done, spec.pti_steps, _to_uint8(image) if show else None, **rec)
-        if dist is not None and float(dist) < spec.pti_lpips_threshold:
+        if dist is not None and rec["lpips"] < spec.pti_lpips_threshold:
             break
     G.requires_grad_(False).eval()
     with torch.no_grad():
@@ -357,7 +358,9 @@ def save_inversion(result: InversionResult, model: Model, outdir: str | os.PathL
     """Write ``latent.npy`` [num_ws, w_dim], ``camera.npy`` [25], ``compare.png``, ``inversion.json``, with PTI the
     tuned Trident model ``network.pkl``, and (``video_frames`` > 0) ``orbit.mp4``: a turntable around the photo's
     camera, rendered by the tuned model when there is one, else by ``model`` (the one inverted). All files appear
-    together or not at all (staged, then moved into ``outdir``)."""
+    together or not at all (staged, then moved into ``outdir``); outputs of an earlier run in the same folder that
+    this run does not write (e.g. its ``network.pkl`` when this run has no PTI) are removed, so the folder never
+    mixes two inversions."""
     from .checkpoint import save_snapshot
     from .model import EXTRA_BRANCH_BUILDERS
     from .video import VideoSpec, render_video
@@ -392,4 +395,6 @@ def save_inversion(result: InversionResult, model: Model, outdir: str | os.PathL
         (stage / "inversion.json").write_text(json.dumps(summary, indent=2) + "\n")
         names = sorted(p.name for p in stage.iterdir())
         check_cancel(cancel)
+    for stale in set(OUTPUT_NAMES) - set(names):
+        (outdir / stale).unlink(missing_ok=True)
     return [outdir / n for n in names]

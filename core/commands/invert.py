@@ -8,6 +8,8 @@ pivotal tuning), writing what ``samples``, ``video``, ``mesh`` and the viewer lo
   DIR/inversion.json settings and PSNR / LPIPS
   DIR/network.pkl   with --pti: the tuned model (Trident format; use it as --network with the latent)
 
+A rerun into the same folder replaces these files (and removes ones this run does not write).
+
 The photo is framed by a centred square crop (or --crop LEFT,TOP,SIZE) resized to the model's resolution. The
 camera comes from --camera (25 floats, e.g. from EG3D's preprocessing) or --yaw/--pitch offsets from frontal, and
 --optimize-camera refines yaw and pitch jointly. The default loss is LPIPS (VGG16; needs ImageNet weights, see
@@ -70,9 +72,17 @@ def run(args: argparse.Namespace) -> int:
     if args.outdir.exists() and not args.outdir.is_dir():
         raise UsageError(f"--outdir {args.outdir} exists and is not a folder")
     check_output_location(args.outdir / "latent.npy")   # before minutes of optimisation
+    device = resolve_device(args.device)
+    lpips = None
+    if args.loss == "lpips":   # before loading the model: missing ImageNet weights fail at once
+        try:
+            lpips = LPIPS(args.lpips_net, trunk_weights=args.lpips_weights).to(device)
+        except LPIPSTrunkMissingError as e:
+            raise UsageError(f"{e}; or run with --loss mse (MSE only, no ImageNet weights)") from None
+        except LPIPSWeightsError as e:
+            raise UsageError(str(e)) from None
     try:
         box = parse_crop_box(args.crop)
-        device = resolve_device(args.device)
         model = load_model(args.network, device)
         photo = load_photo(args.image, model.img_resolution, box)
         camera = (load_camera(args.camera).to(device) if args.camera is not None
@@ -84,14 +94,6 @@ def run(args: argparse.Namespace) -> int:
                          optimize_camera=args.optimize_camera, branch=args.branch, nrr=args.nrr,
                          samples=tuple(args.samples) if args.samples else None,
                          pti_steps=args.pti_steps if args.pti else 0, seed=args.seed)
-    lpips = None
-    if args.loss == "lpips":
-        try:
-            lpips = LPIPS(args.lpips_net, trunk_weights=args.lpips_weights).to(device)
-        except LPIPSTrunkMissingError as e:
-            raise UsageError(f"{e}; or run with --loss mse (MSE only, no ImageNet weights)") from None
-        except LPIPSWeightsError as e:
-            raise UsageError(str(e)) from None
     bars: dict[str, tqdm] = {}
 
     def progress(p) -> None:

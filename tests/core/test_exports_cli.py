@@ -13,6 +13,8 @@ from PIL import Image
 from skimage import data
 
 from core.__main__ import main
+from core.cameras import DEFAULT_FOV_DEG, fov_to_focal
+from core.inversion import orbit_from_label
 from core.latent_files import load_camera, load_latent
 from core.model import load_model
 from core.triplane import RenderOptions
@@ -69,6 +71,10 @@ def test_invert_chelsea_w_space_crop_and_camera_optimisation(net, tmp_path, caps
     ws = np.load(out / "latent.npy")
     assert ws.shape == (14, 512) and np.array_equal(ws[0], ws[-1])          # W: one vector for every layer
     assert Image.open(out / "compare.png").size == (2 * 128, 128)
+    # the camera was optimised from the yaw-0.2 guess, staying on the look-at orbit (radius, focal kept)
+    yaw, pitch, radius, focal = orbit_from_label(load_camera(out / "camera.npy"))
+    assert abs(yaw - 0.2) > 1e-5 or abs(pitch) > 1e-5
+    assert radius == pytest.approx(2.7, abs=1e-4) and focal == pytest.approx(fov_to_focal(DEFAULT_FOV_DEG), abs=1e-5)
 
 
 def test_outputs_load_in_samples_video_mesh(astronaut_inversion, tmp_path, capsys):
