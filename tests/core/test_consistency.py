@@ -127,7 +127,7 @@ def test_metrics_cli_per_branch(mimic3d_fixture_dir, eg3d_fixture_dir, tmp_path,
     assert "consistency sr2d" in printed and "consistency direct3d" in printed
     for argv, message in [(["--network", str(eg3d_fixture_dir / "network.pkl"), "--branch", "direct3d"], "not in this model"),
                           (["--network", net, "--pairs", "0"], "--pairs"),
-                          (["--network", net, "--metrics", "swd"], "needs --data")]:
+                          (["--network", net, "--metrics", "swd"], "--data")]:
         base = ["metrics", "--metrics", "consistency", *argv]
         assert main(base) == 2
         assert message in capsys.readouterr().err
