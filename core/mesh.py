@@ -10,7 +10,7 @@
    neither flipped nor transposed, so the mesh lines up with the rendered images.
 4. Colour: for each vertex a short ray starts outside the surface on the normal and looks back along it (the
    direction a camera facing the surface would see); volume rendering of the radiance field's first three
-   feature channels along it gives the vertex colour.
+   feature channels along it, divided by the accumulated opacity, gives the vertex colour.
 
 Which tri-planes: ``source="sr2d"`` the coarse planes the EG3D branch renders, ``"direct3d"`` Mimic3D's coarse +
 detail planes, ``"auto"`` the finest the model has. The student branch has no 3D field.
@@ -120,7 +120,7 @@ def _planes(model: Model, ws: Tensor, source: str):
 class ModelField:
     """A latent's tri-plane field (planes computed once): ``density(points [M, 3]) -> raw sigma [M]`` and
     ``color(origins, dirs [M, 3], length) -> rgb in [0, 1] [M, 3]`` (volume rendering of the first three feature
-    channels along each ray); ``box`` is the side of the cube the planes span."""
+    channels along each ray, normalised by its opacity); ``box`` is the side of the cube the planes span."""
 
     density: DensityFn
     color: Callable[[Tensor, Tensor, float], Tensor]
@@ -149,10 +149,19 @@ def model_field(model: Model, ws: Tensor, source: str = "auto", chunk: int = 2 *
                                   depth_resolution_importance=samples, box_warp=r.box_warp, white_back=False,
                                   plane_convention=r.plane_convention)
         with torch.no_grad():
-            feats, _, _ = rendering.render_rays(planes, G.decoder, origins.to(model.device)[None],
-                                                dirs.to(model.device)[None], cfg, deterministic=True,
-                                                chunk=max(1, chunk // (2 * samples)))
-        return ((feats[0, :, :3] + 1) / 2).clamp(0, 1)
+            feats, _, acc = rendering.render_rays(planes, G.decoder, origins.to(model.device)[None],
+                                                  dirs.to(model.device)[None], cfg, deterministic=True,
+                                                  chunk=max(1, chunk // (2 * samples)))
+            # composited colour sum_i w_i c_i over the accumulated weight sum_i w_i: the colour of what the ray
+            # sees, independent of how opaque the field is at the chosen level (black background excluded);
+            # where the ray sees (almost) nothing, the radiance at the vertex itself
+            rgb, acc = (feats[0, :, :3] + 1) / 2, acc[0]
+            seen = acc[:, 0] > 1e-4
+            out = rgb / acc.clamp_min(1e-4)
+            if not bool(seen.all()):
+                mid = (origins + 0.5 * length * dirs).to(model.device)[~seen.cpu()]
+                out[~seen] = G.sample_planes(planes, mid[None])["rgb"][0, :, :3]
+        return out.clamp(0, 1)
 
     return ModelField(density, color, float(r.box_warp), model.device)
 

@@ -79,7 +79,8 @@ def test_fixture_mesh_formats_load_with_vertex_colors(fixture_mesh, tmp_path):
 
 
 def test_mesh_colors_come_from_the_radiance_field(model):
-    """A vertex colour equals the composited raw RGB of a ray along the normal (what a camera there sees)."""
+    """A vertex colour is the composited raw RGB of a ray along the normal (what a camera there sees), normalised by
+    the ray's accumulated opacity."""
     ws = model.ws_from_seed(0, 0.7)
     field = model_field(model, ws)
     v = torch.tensor([[0.0, 0.0, 0.3], [0.1, -0.1, 0.2]])
@@ -91,9 +92,10 @@ def test_mesh_colors_come_from_the_radiance_field(model):
     r = model.G.cfg.rendering
     cfg = rendering.RayConfig(ray_start=0.0, ray_end=0.1, depth_resolution=12, depth_resolution_importance=12,
                               box_warp=r.box_warp, plane_convention=r.plane_convention)
-    feats, _, _ = rendering.render_rays(model.G.planes(ws), model.G.decoder, (v + 0.05 * n)[None], -n[None], cfg,
-                                        deterministic=True)
-    torch.testing.assert_close(rgb, (feats[0, :, :3] + 1) / 2, atol=1e-5, rtol=0)
+    feats, _, acc = rendering.render_rays(model.G.planes(ws), model.G.decoder, (v + 0.05 * n)[None], -n[None], cfg,
+                                          deterministic=True)
+    assert torch.all(acc > 1e-3)
+    torch.testing.assert_close(rgb, ((feats[0, :, :3] + 1) / 2 / acc[0]).clamp(0, 1), atol=1e-5, rtol=0)
 
 
 def test_volume_chunking_is_exact_and_mrc_round_trips(model, tmp_path):
