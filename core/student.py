@@ -58,7 +58,7 @@ class StudentConfig:
     channel_max: int = 256
     img_resolution: int = 512
     sr_kind: str | None = LIGHT              # "light", an EG3D kind of core.superres (the teacher's), or None
-    sr_channels: list[int] = field(default_factory=lambda: [96, 48, 24])  # light head: channels per octave
+    sr_channels: list[int] = field(default_factory=lambda: [96, 48, 16])  # light head: channels per octave
     sr_antialias: bool = True                # EG3D kinds: antialiased resize of the input
 
     def __post_init__(self) -> None:

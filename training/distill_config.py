@@ -71,7 +71,7 @@ class StudentArch:
     channel_base: int = 16384
     channel_max: int = 256
     sr_kind: str | None = "light"             # light | teacher (the teacher's SR, initialised from it) | null
-    sr_channels: list[int] = field(default_factory=lambda: [96, 48, 24])  # light: channels per octave
+    sr_channels: list[int] = field(default_factory=lambda: [96, 48, 16])  # light: channels per octave
 
 
 @dataclass

@@ -5,7 +5,7 @@ Students, each paired with a teacher model of the main bench:
 
 * ``fixture``: the student inside ``--network`` when the file holds one (``source: file``), else a random-weight
   student of the ``distill-tiny`` architecture (128 px, the teacher's 2X super-resolution);
-* ``ffhq512``: random weights, the ``distill-ffhq512`` architecture (64 px feature head, light 96/48/24-channel
+* ``ffhq512``: random weights, the ``distill-ffhq512`` architecture (64 px feature head, light 96/48/16-channel
   super-resolution to 512 px), against the FFHQ-512 teacher at neural rendering 64, 48+48 samples;
 * ``ffhq512-teachersr``: as ``ffhq512`` but with the teacher's own 8XDC super-resolution (``distill-ffhq512-teachersr``).
 
@@ -33,7 +33,7 @@ STUDENT_ARCHS: dict[str, dict] = {
     "fixture": {"style_dim": 64, "mapping_layers": 2, "mapping_lr_mul": 0.1, "channel_base": 1024,
                 "channel_max": 64, "sr_kind": "teacher"},
     "ffhq512": {"style_dim": 512, "mapping_layers": 4, "mapping_lr_mul": 0.01, "channel_base": 16384,
-                "channel_max": 256, "sr_kind": "light", "sr_channels": [96, 48, 24]},
+                "channel_max": 256, "sr_kind": "light", "sr_channels": [96, 48, 16]},
     "ffhq512-teachersr": {"style_dim": 512, "mapping_layers": 4, "mapping_lr_mul": 0.01, "channel_base": 16384,
                           "channel_max": 256, "sr_kind": "teacher"},
 }
