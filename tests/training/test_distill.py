@@ -14,6 +14,7 @@ from core.__main__ import main as core_main
 from core.cameras import Camera
 from core.checkpoint import load_snapshot
 from core.model import load_model
+from core.triplane import RenderOptions
 from training import distill
 from training.__main__ import main
 from training.dataset import Item, write_dataset
@@ -155,3 +156,20 @@ def test_bench_student_architectures_match_the_presets():
         if arch["sr_kind"] != "light":
             arch.pop("sr_channels")
         assert arch == STUDENT_ARCHS[name], name
+
+
+def test_mimic3d_teacher_direct3d_target(mimic3d_snapshot):
+    """A Mimic3D teacher's direct3d render is the final-image target; its sr2d feature image the low-res one."""
+    cfg = load_distill_config("distill-tiny", ["teacher.target=direct3d", "optim.batch=2", "loss.adv_weight=0",
+                                               "teacher.depth_resolution=4", "teacher.depth_resolution_importance=4"])
+    d = distill.build_distiller(cfg, mimic3d_snapshot, torch.device("cpu"))
+    ws, c = distill.sample_pairs(d, 2, torch.Generator().manual_seed(0))
+    tgt = distill.teacher_targets(d, ws, c)
+    opts = distill.teacher_options(d)
+    direct = RenderOptions(depth_resolution=4, depth_resolution_importance=4, deterministic=True, noise_mode="const")
+    assert torch.equal(tgt["image"], d.teacher.render("direct3d", ws, c, direct)["image"])
+    assert torch.equal(tgt["feature_image"], d.teacher.render("sr2d", ws, c, opts)["feature_image"])
+    assert tgt["feature_image"].shape[-1] == d.student.cfg.feature_resolution == 32
+    assert tgt["image"].shape[-1] == d.student.cfg.img_resolution == 128
+    stats = distill.distill_step(d)
+    assert math.isfinite(stats["loss/recon"])
