@@ -32,12 +32,14 @@ State-dict names match the Mimic3D reference (``backbone.synthesis.b3d{R}.block.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 from torch import Tensor, nn
 
 from .layers import FullyConnectedLayer, SynthesisLayer, SynthesisNetwork, ToRGBLayer
+from .ops import conv2d_resample
 
 MODES = ("b", "s")  # "b": 3D-aware (cross-plane pooling before every conv); "s": plain per-plane
 
@@ -70,6 +72,127 @@ def aware3d(x: Tensor) -> Tensor:
     return torch.stack([t_xy, t_yz, t_zx], 1).reshape(n, 3 * c, h, w)
 
 
+def _reduced_broadcast_conv(v: Tensor, weight: Tensor, axis: int, up: int, padding: int, f1d: Tensor | None,
+                            flip_weight: bool) -> tuple[Tensor, int]:
+    """conv2d_resample of per-plane vectors broadcast along one spatial axis, run on short planes.
+
+    v: one vector per (sample, target plane), already modulated  # [B, 3, C, R]
+    weight: per-target-plane weights stacked for a 3-group convolution  # [3 O, C, k, k]
+    axis: 3 -> v varies along the height and is constant along the width; 2 -> the transpose.
+    returns (y, m): the layer's output on planes ``2 m + 1`` pixels long along ``axis`` (at most R), where m is
+    the receptive-field margin in input pixels  # [3B, O, R * up, (2m + 1) * up] for axis 3
+
+    For an input constant along ``axis``, a zero-padded (transposed) convolution + FIR filter whose receptive
+    field reaches at most m input pixels gives outputs that depend on the border only in the first and last
+    ``m * up`` positions; all others equal the interior value of the same phase (``up`` phases), which the
+    short planes' middle pixel holds (:func:`_add_broadcast` puts it back to full length).
+    """
+    b, _, c, r = v.shape
+    margin = weight.shape[-1] // 2 + (len(f1d) // 2 if (up > 1 and f1d is not None) else 0)
+    reduced = min(r, 2 * margin + 1)
+    shape = (b, 3, c, r, reduced) if axis == 3 else (b, 3, c, reduced, r)
+    xb = (v[..., :, None] if axis == 3 else v[..., None, :]).expand(shape).reshape(b, 3 * c, *shape[-2:])
+    y = conv2d_resample(xb, weight, f1d, up=up, padding=padding, groups=3, flip_weight=flip_weight)
+    return y.reshape(3 * b, -1, y.shape[-2], y.shape[-1]), margin  # [3B, O, ., .]
+
+
+def _stretch_add_(out: Tensor, part: Tensor, axis: int, up: int, margin: int) -> Tensor:
+    """out += ``part`` stretched to out's length along ``axis``, in place (see :func:`_reduced_broadcast_conv`).
+
+    part: the short-plane output, (2m + 1) * up long along ``axis`` (or already full length). The interior
+    phase values are broadcast over the whole axis, the 2 m * up border positions take their own values; the
+    result equals out + the stretched tensor element for element (same rounding).
+    """
+    size = out.shape[axis]
+    if part.shape[axis] == size:
+        return out.add_(part)
+    lo = margin * up
+    first = out.narrow(axis, 0, lo) + part.narrow(axis, 0, lo)
+    last = out.narrow(axis, size - lo, lo) + part.narrow(axis, lo + up, lo)
+    out.unflatten(axis, (size // up, up)).add_(part.narrow(axis, lo, up).unsqueeze(axis))
+    out.narrow(axis, 0, lo).copy_(first)
+    out.narrow(axis, size - lo, lo).copy_(last)
+    return out
+
+
+def _stretch_grad(grad: Tensor, axis: int, length: int, up: int, margin: int) -> Tensor:
+    """Adjoint of the stretch in :func:`_stretch_add_`: grad summed back onto the ``length`` short positions."""
+    size = grad.shape[axis]
+    if length == size:
+        return grad
+    lo = margin * up
+    mid = grad.narrow(axis, lo, size - 2 * lo).unflatten(axis, ((size - 2 * lo) // up, up)).sum(axis)
+    return torch.cat([grad.narrow(axis, 0, lo), mid, grad.narrow(axis, size - lo, lo)], axis)
+
+
+class _AddStretched(torch.autograd.Function):
+    """y + stretch(part_h along the width) + stretch(part_w along the height), with a gather-free backward."""
+
+    @staticmethod
+    def forward(ctx, y: Tensor, part_h: Tensor, part_w: Tensor, up: int, margin: int) -> Tensor:
+        ctx.meta = (part_h.shape[3], part_w.shape[2], up, margin)
+        out = _stretch_add_(y.clone(), part_h, 3, up, margin)
+        return _stretch_add_(out, part_w, 2, up, margin)  # [3B, O, H', W']
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        len_h, len_w, up, margin = ctx.meta
+        return (grad, _stretch_grad(grad, 3, len_h, up, margin), _stretch_grad(grad, 2, len_w, up, margin),
+                None, None)
+
+
+class _AxisMeans(torch.autograd.Function):
+    """(mean over the height, mean over the width) of planes [..., H, W]; backward in one broadcast pass."""
+
+    @staticmethod
+    def forward(ctx, p: Tensor) -> tuple[Tensor, Tensor]:
+        ctx.hw = p.shape[-2:]
+        return p.mean(dim=-2), p.mean(dim=-1)  # [..., W], [..., H]
+
+    @staticmethod
+    def backward(ctx, g_h: Tensor | None, g_w: Tensor | None):
+        h, w = ctx.hw
+        if g_h is None:
+            return (g_w / w).unsqueeze(-1).expand(*g_w.shape, w).contiguous()
+        if g_w is None:
+            return (g_h / h).unsqueeze(-2).expand(*g_h.shape[:-1], h, w).contiguous()
+        return torch.add((g_h / h).unsqueeze(-2), (g_w / w).unsqueeze(-1))
+
+
+def aware3d_modconv(x: Tensor, weight: Tensor, styles: Tensor, up: int = 1, padding: int = 0,
+                    f1d: Tensor | None = None, flip_weight: bool = True) -> Tensor:
+    """``conv2d_resample(aware3d(x) * styles, weight)`` without materialising the [3B, 3C, R, R] input.
+
+    x: rolled-out tri-planes  # [3B, C, R, R]; weight: shared  # [O, 3C, k, k]; styles: per plane  # [3B, 3C]
+    returns  # [3B, O, R * up, R * up]
+
+    The convolution is linear in its input channel blocks, so it splits into (i) the plane's own block: a
+    3-group convolution of the [B, 3C, R, R] planes (group k = plane k with weight block k), a third of the
+    full convolution's work, and (ii)-(iii) the two pooled blocks, constant along one axis, convolved on
+    planes a few pixels long along that axis (:func:`_reduced_broadcast_conv`). The pooled blocks of plane k
+    are plane (k+1) mod 3 averaged over its height (block (k+1) mod 3, varying along k's height) and plane
+    (k+2) mod 3 averaged over its width (block (k+2) mod 3, varying along k's width), see :func:`aware3d`.
+    """
+    n, c, h, w = x.shape
+    if n % 3 or h != w:
+        raise ValueError(f"aware3d needs rolled-out square tri-planes [3B, C, R, R], got {tuple(x.shape)}")
+    b, o, kh, kw = n // 3, weight.shape[0], weight.shape[-2], weight.shape[-1]
+    p = x.reshape(b, 3, c, h, w)
+    s = styles.reshape(b, 3, 3, c)  # [B, target plane k, block j, C]
+    k = torch.arange(3, device=x.device)
+    wb = weight.reshape(o, 3, c, kh, kw).transpose(0, 1)  # [3 (block), O, C, k, k]
+    own = (p * s[:, k, k, :, None, None]).reshape(b, 3 * c, h, w)  # [B, 3C, R, R]
+    y = conv2d_resample(own, wb.reshape(3 * o, c, kh, kw), f1d, up=up, padding=padding, groups=3,
+                        flip_weight=flip_weight).reshape(n, o, h * up, w * up)  # [3B, O, R', R']
+    j_h, j_w = (k + 1) % 3, (k + 2) % 3
+    mean_h, mean_w = _AxisMeans.apply(p)  # over each plane's height / width  # [B, 3, C, R] each
+    v_h = mean_h[:, j_h] * s[:, k, j_h, :, None]  # [B, 3, C, R] (function of plane k's height)
+    v_w = mean_w[:, j_w] * s[:, k, j_w, :, None]  # [B, 3, C, R] (function of plane k's width)
+    part_h, m = _reduced_broadcast_conv(v_h, wb[j_h].reshape(3 * o, c, kh, kw), 3, up, padding, f1d, flip_weight)
+    part_w, m = _reduced_broadcast_conv(v_w, wb[j_w].reshape(3 * o, c, kh, kw), 2, up, padding, f1d, flip_weight)
+    return _AddStretched.apply(y, part_h, part_w, up, m)
+
+
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"plane roll-out mode must be one of {MODES}, got {mode!r}")
@@ -92,10 +215,14 @@ class PlaneSynthesisLayer(SynthesisLayer):
 
     def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random", fused: bool = False, plain: bool = False,
                 gain: float = 1.0) -> Tensor:
-        if self.mode == "b":
-            x = aware3d(x)  # [3B, 3C, H, W]
         styles = self.affine(w).reshape(x.shape[0], -1)  # [B, 3I] -> [3B, I] (plane-minor)
-        return self.forward_styles(x, styles, noise_mode, fused, plain, gain)
+        if self.mode != "b":
+            return self.forward_styles(x, styles, noise_mode, fused, plain, gain)
+        if plain or fused:  # the literal form: the [3B, 3C, H, W] input, then the (fused) modulated conv
+            return self.forward_styles(aware3d(x), styles, noise_mode, fused, plain, gain)
+        modconv = functools.partial(aware3d_modconv, up=self.up, padding=self.padding, f1d=self.f1d,
+                                    flip_weight=(self.up == 1))
+        return self.forward_styles(x, styles, noise_mode, fused, plain, gain, modconv=modconv)
 
 
 class PlaneToRGBLayer(ToRGBLayer):
@@ -113,10 +240,12 @@ class PlaneToRGBLayer(ToRGBLayer):
         self.weight_gain = 1 / math.sqrt(in_channels)
 
     def forward(self, x: Tensor, w: Tensor, fused: bool = False, plain: bool = False) -> Tensor:
-        if self.mode == "b":
-            x = aware3d(x)
         styles = self.affine(w).reshape(x.shape[0], -1) * self.weight_gain  # [3B, I]
-        return self.forward_styles(x, styles, fused, plain)
+        if self.mode != "b":
+            return self.forward_styles(x, styles, fused, plain)
+        if plain or fused:
+            return self.forward_styles(aware3d(x), styles, fused, plain)
+        return self.forward_styles(x, styles, fused, plain, modconv=aware3d_modconv)
 
 
 class PlaneSynthesisBlock(nn.Module):

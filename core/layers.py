@@ -116,26 +116,33 @@ class SynthesisLayer(nn.Module):
         return self.forward_styles(x, self.affine(w), noise_mode, fused, plain, gain)
 
     def forward_styles(self, x: Tensor, styles: Tensor, noise_mode: str = "random", fused: bool = False,
-                       plain: bool = False, gain: float = 1.0) -> Tensor:
-        """The layer for given input-channel styles [B, I] (subclasses derive styles differently)."""
+                       plain: bool = False, gain: float = 1.0, modconv: ops.ModConv | None = None) -> Tensor:
+        """The layer for given input-channel styles [B, I] (subclasses derive styles differently; ``modconv``:
+        a structure-aware evaluation of the modulated convolution, see :func:`ops.modulated_conv2d`)."""
         if not plain and not torch.is_grad_enabled() and self.activation == "lrelu":
-            return self._forward_inference(x, styles, noise_mode, gain)
+            return self._forward_inference(x, styles, noise_mode, gain, modconv)
         noise = None
         if self.use_noise and noise_mode == "random":
             noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
+        if not plain and not fused and self.activation == "lrelu" and x.dtype == torch.float32:
+            clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+            return ops.modulated_conv2d_lrelu(x, self.weight, styles, self.bias, noise, self.act_gain * gain, clamp,
+                                              up=self.up, padding=self.padding, f1d=self.f1d,
+                                              flip_weight=(self.up == 1), modconv=modconv)
         x = ops.modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding, f1d=self.f1d,
-                                 flip_weight=(self.up == 1), fused=fused, plain=plain)
+                                 flip_weight=(self.up == 1), fused=fused, plain=plain, modconv=modconv)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return ops.bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
-    def _forward_inference(self, x: Tensor, styles: Tensor, noise_mode: str, gain: float) -> Tensor:
+    def _forward_inference(self, x: Tensor, styles: Tensor, noise_mode: str, gain: float,
+                           modconv: ops.ModConv | None = None) -> Tensor:
         """Same function without autograd: gain and bias folded into the conv, noise and lrelu applied in place
         (lrelu(a) * g = lrelu(a * g) for g > 0)."""
         g = self.act_gain * gain
         y = ops.modulated_conv2d_inference(x, self.weight, styles, self.bias, g, up=self.up, padding=self.padding,
-                                           f1d=self.f1d, flip_weight=(self.up == 1))
+                                           f1d=self.f1d, flip_weight=(self.up == 1), modconv=modconv)
         if self.use_noise and noise_mode != "none" and float(self.noise_strength) != 0.0:
             if noise_mode == "random":
                 noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
@@ -163,12 +170,14 @@ class ToRGBLayer(nn.Module):
     def forward(self, x: Tensor, w: Tensor, fused: bool = False, plain: bool = False) -> Tensor:
         return self.forward_styles(x, self.affine(w) * self.weight_gain, fused, plain)
 
-    def forward_styles(self, x: Tensor, styles: Tensor, fused: bool = False, plain: bool = False) -> Tensor:
-        """The layer for given (already gain-scaled) input-channel styles [B, I]."""
+    def forward_styles(self, x: Tensor, styles: Tensor, fused: bool = False, plain: bool = False,
+                       modconv: ops.ModConv | None = None) -> Tensor:
+        """The layer for given (already gain-scaled) input-channel styles [B, I] (``modconv``: see SynthesisLayer)."""
         if not plain and not torch.is_grad_enabled():
-            y = ops.modulated_conv2d_inference(x, self.weight, styles, self.bias, 1.0, demodulate=False)
+            y = ops.modulated_conv2d_inference(x, self.weight, styles, self.bias, 1.0, demodulate=False,
+                                               modconv=modconv)
             return y.clamp_(-self.conv_clamp, self.conv_clamp) if self.conv_clamp is not None else y
-        x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused, plain=plain)
+        x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused, plain=plain, modconv=modconv)
         return ops.bias_act(x, self.bias, clamp=self.conv_clamp)
 
 

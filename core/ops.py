@@ -16,12 +16,14 @@ outer products of a 1D filter); the 2D filter is ``outer(f, f)``.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 LRELU_SLOPE = 0.2
+ModConv = Callable[[Tensor, Tensor, Tensor], Tensor]  # (x, weight, styles) -> conv2d_resample(x * styles, weight)
 CHANNELS_LAST_MIN = 32             # channels-last pays off only from this many input channels ...
 CHANNELS_LAST_MIN_ELEMS = 2 ** 22  # ... and from this activation size (C*H*W) for plain convolutions,
 CHANNELS_LAST_MIN_ELEMS_UP = 2 ** 18  # or this one for transposed (up-sampling) ones (CPU measurements)
@@ -139,6 +141,24 @@ def upsample2x_fast(x: Tensor, f1d: Tensor) -> Tensor:
     return x
 
 
+class _Fir2d(torch.autograd.Function):
+    """Pad/crop + separable FIR (no resampling) with an explicit backward: the adjoint is the same operator with
+    the reversed taps and padding T - 1 - p, so no slice-backward zero tensors are materialised."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, taps: tuple[float, ...], padding: tuple[int, int, int, int]) -> Tensor:
+        ctx.taps, ctx.padding = taps, padding
+        x = _pad_or_crop(x, padding)
+        x = _fir_1d(x, list(taps), dim=3, down=1)
+        return _fir_1d(x, list(taps), dim=2, down=1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        t = len(ctx.taps)
+        adj = tuple(t - 1 - p for p in ctx.padding)
+        return _Fir2d.apply(grad, tuple(reversed(ctx.taps)), adj), None, None
+
+
 def upfirdn2d_fast(x: Tensor, f1d: Tensor, up: int = 1, down: int = 1, padding: tuple[int, int, int, int] = (0, 0, 0, 0),
                    gain: float = 1.0) -> Tensor:
     """Same function as :func:`upfirdn2d_plain`, evaluated separably with slices."""
@@ -146,6 +166,8 @@ def upfirdn2d_fast(x: Tensor, f1d: Tensor, up: int = 1, down: int = 1, padding: 
     symmetric = taps == taps[::-1]
     if up == 2 and down == 1 and len(taps) == 4 and symmetric and tuple(padding) == (2, 1, 2, 1) and abs(gain - 4) < 1e-12:
         return upsample2x_fast(x, f1d)
+    if up == 1 and down == 1 and torch.is_grad_enabled():
+        return _Fir2d.apply(x, tuple(t * math.sqrt(gain) for t in taps), tuple(padding))
     x = _zero_insert(x, up)
     x = _pad_or_crop(x, padding)
     g = [t * math.sqrt(gain) for t in taps]
@@ -250,7 +272,7 @@ def conv2d_resample(x: Tensor, w: Tensor, f1d: Tensor | None, up: int = 1, down:
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | None = None, up: int = 1,
                      padding: int = 0, f1d: Tensor | None = None, demodulate: bool = True, flip_weight: bool = True,
-                     fused: bool = False, plain: bool = False) -> Tensor:
+                     fused: bool = False, plain: bool = False, modconv: ModConv | None = None) -> Tensor:
     """Modulated (and optionally demodulated) convolution.
 
     Args:
@@ -261,6 +283,9 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | 
         fused: evaluate as one grouped convolution with per-sample weights (the reference's inference form);
             otherwise scale activations by s, convolve with the shared weight, then scale by the
             demodulation coefficients (identical result, Eq. 3: w'' = w' / sqrt(sum w'^2 + eps)).
+        modconv: evaluates ``conv2d_resample(x * styles, weight, ...)`` (the unfused form's first two steps)
+            in a structure-aware way, e.g. Mimic3D's 3D-aware convolution (``core.aware3d.aware3d_modconv``);
+            called as ``modconv(x, weight, styles)``. Not combinable with ``fused``.
     """
     batch = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
@@ -272,9 +297,14 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | 
         wmod = weight.unsqueeze(0) * styles.reshape(batch, 1, -1, 1, 1)  # [B, O, I, k, k]
     if demodulate:
         dcoefs = (wmod.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [B, O]
-    if not fused:
+    if modconv is not None and fused:
+        raise ValueError("modconv and fused are exclusive")
+    if modconv is not None:
+        x = modconv(x, weight.to(x.dtype), styles.to(x.dtype))
+    elif not fused:
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), f1d, up=up, padding=padding, flip_weight=flip_weight, plain=plain)
+    if not fused:
         if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(batch, -1, 1, 1)
         if noise is not None:
@@ -292,6 +322,73 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | 
     return x
 
 
+class _DemodBiasLrelu(torch.autograd.Function):
+    """out = clamp(lrelu(x * d + noise + b) * gain): a synthesis layer's post-convolution steps as one node.
+
+    With gain > 0, lrelu(a) * gain = lrelu(a * gain), so the gain is folded into d, noise and b; the backward
+    derives the activation's slope from the output (same sign as the pre-activation) and needs no
+    intermediate tensors besides the convolution output x.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, d: Tensor, noise: Tensor | None, b: Tensor, gain: float,
+                clamp: float | None) -> Tensor:
+        dg = d * gain  # [N, O]
+        out = torch.addcmul((b * gain).reshape(1, -1, 1, 1), x, dg.reshape(*dg.shape, 1, 1))  # [N, O, H, W]
+        if noise is not None:
+            out.add_(noise, alpha=gain)
+        F.leaky_relu_(out, LRELU_SLOPE)
+        mask = None
+        if clamp is not None and clamp >= 0:
+            mask = (out >= -clamp) & (out <= clamp)
+            out.clamp_(-clamp, clamp)
+        ctx.gain = gain
+        ctx.noise_shape = None if noise is None else noise.shape
+        ctx.save_for_backward(x, dg, out, mask)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, dg, out, mask = ctx.saved_tensors
+        gain = ctx.gain
+        gy = torch.ops.aten.leaky_relu_backward(grad, out, LRELU_SLOPE, True)  # d out / d (pre * gain)
+        if mask is not None:
+            gy.mul_(mask)
+        n, o = gy.shape[:2]
+        gx = gd = gn = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = gy * dg.reshape(n, o, 1, 1)
+        if ctx.needs_input_grad[1]:
+            gd = (gy * x).sum(dim=[2, 3]) * gain
+        if ctx.needs_input_grad[2]:
+            gn = gy.sum_to_size(ctx.noise_shape) * gain
+        if ctx.needs_input_grad[3]:
+            gb = gy.sum([0, 2, 3]) * gain
+        return gx, gd, gn, gb, None, None
+
+
+def modulated_conv2d_lrelu(x: Tensor, weight: Tensor, styles: Tensor, bias: Tensor, noise: Tensor | None,
+                           gain: float, clamp: float | None, up: int = 1, padding: int = 0,
+                           f1d: Tensor | None = None, flip_weight: bool = True,
+                           modconv: ModConv | None = None) -> Tensor:
+    """Fast training form of a synthesis layer (fp32, demodulated, lrelu), equal up to float rounding to
+    ``bias_act(modulated_conv2d(x, weight, styles, noise, ...), bias, 'lrelu', gain, clamp)``.
+
+    The shared-weight convolution of the modulated input runs as in :func:`modulated_conv2d`; demodulation,
+    noise, bias, activation, gain and clamp form one autograd node (:class:`_DemodBiasLrelu`), which saves a
+    handful of full-size passes and temporaries per layer in forward and backward.
+    """
+    batch = x.shape[0]
+    wmod = weight.unsqueeze(0) * styles.reshape(batch, 1, -1, 1, 1)  # [B, O, I, k, k]
+    dcoefs = (wmod.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [B, O]
+    if modconv is not None:
+        y = modconv(x, weight, styles)
+    else:
+        y = conv2d_resample(x * styles.reshape(batch, -1, 1, 1), weight, f1d, up=up, padding=padding,
+                            flip_weight=flip_weight)
+    return _DemodBiasLrelu.apply(y.contiguous(), dcoefs, noise, bias, float(gain), clamp)
+
+
 def normalize_2nd_moment(x: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """x / sqrt(mean(x^2) + eps) along ``dim`` (StyleGAN mapping-network input normalisation)."""
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
@@ -303,25 +400,26 @@ def normalize_2nd_moment(x: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
 
 def modulated_conv2d_inference(x: Tensor, weight: Tensor, styles: Tensor, bias: Tensor | None, gain: float,
                                up: int = 1, padding: int = 0, f1d: Tensor | None = None, demodulate: bool = True,
-                               flip_weight: bool = True) -> Tensor:
+                               flip_weight: bool = True, modconv: ModConv | None = None) -> Tensor:
     """Bias/activation-free part of a modulated conv layer for inference: gain * (demod(conv(x, w * s)) + bias).
 
     Batch 1: the per-sample weight w * s * d * gain (d = demodulation, Eq. 3) makes the layer one plain
     convolution with the bias folded in, so no pass over the activations is spent on scaling. Larger batches
     scale the activations by s, run one batched convolution and rescale in place. Activations are kept
     channels-last, which the CPU (oneDNN) convolutions, and transposed convolutions especially, run fastest on.
-    Equal to ``(modulated_conv2d(...) + bias) * gain`` up to float rounding.
+    Equal to ``(modulated_conv2d(...) + bias) * gain`` up to float rounding. ``modconv``: as in
+    :func:`modulated_conv2d` (then always the scale-after form).
     """
     batch = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
-    if use_channels_last(x, up):
+    if modconv is None and use_channels_last(x, up):
         x = x.contiguous(memory_format=torch.channels_last)
     wmod = weight.unsqueeze(0) * styles.reshape(batch, 1, -1, 1, 1)  # [B, O, I, k, k]
     scale = torch.full((batch, out_ch), float(gain), dtype=wmod.dtype, device=wmod.device)
     if demodulate:
         scale = scale * (wmod.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
     b = None if bias is None else (bias * gain).to(x.dtype)
-    if batch == 1:
+    if batch == 1 and modconv is None:
         w1 = (wmod[0] * scale.reshape(out_ch, 1, 1, 1)).to(x.dtype)
         if up == 1:
             if not flip_weight and (kh > 1 or kw > 1):
@@ -329,7 +427,10 @@ def modulated_conv2d_inference(x: Tensor, weight: Tensor, styles: Tensor, bias: 
             return F.conv2d(x, w1, b, padding=padding)
         y = conv2d_resample(x, w1, f1d, up=up, padding=padding, flip_weight=flip_weight)
         return y.add_(b.reshape(1, -1, 1, 1)) if b is not None else y
-    x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
-    y = conv2d_resample(x, weight.to(x.dtype), f1d, up=up, padding=padding, flip_weight=flip_weight)
+    if modconv is not None:
+        y = modconv(x, weight.to(x.dtype), styles.to(x.dtype))
+    else:
+        x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
+        y = conv2d_resample(x, weight.to(x.dtype), f1d, up=up, padding=padding, flip_weight=flip_weight)
     y.mul_(scale.to(y.dtype).reshape(batch, out_ch, 1, 1))
     return y.add_(b.reshape(1, -1, 1, 1)) if b is not None else y

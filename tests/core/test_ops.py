@@ -282,3 +282,42 @@ def test_conv2d_resample_generic_path_asymmetric_padding():
     got = _ops.conv2d_resample(x, w, None, padding=-1)
     want = torch.nn.functional.conv2d(x, w)[:, :, 1:-1, 1:-1]
     torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("pad", [(-1, -1, -1, -1), (2, 1, 2, 1), (1, 2, 0, 3)])
+def test_fir_fast_backward_is_the_adjoint(pad):
+    """Training-mode FIR (pad/crop + filter, no resampling) has an explicit backward: check it and its own
+    backward (double backward) against autograd numerics, and the values against the plain operator."""
+    x = _rand(2, 3, 7, 6, seed=11, dtype=torch.float64).requires_grad_(True)
+    f = FIR.double()
+    fast = ops.upfirdn2d(x, f, padding=pad, gain=4)
+    torch.testing.assert_close(fast, ops.upfirdn2d(x, f, padding=pad, gain=4, plain=True), rtol=0, atol=1e-12)
+    torch.autograd.gradcheck(lambda a: ops.upfirdn2d(a, f, padding=pad, gain=4), (x,))
+    torch.autograd.gradgradcheck(lambda a: ops.upfirdn2d(a, f, padding=pad, gain=4), (x,))
+    asym = torch.tensor([1.0, 2.0, 5.0], dtype=torch.float64) / 8
+    torch.autograd.gradcheck(lambda a: ops.upfirdn2d(a, asym, padding=pad), (x,))
+
+
+@pytest.mark.parametrize("up,k,flip", [(1, 3, True), (2, 3, False)])
+@pytest.mark.parametrize("noise_shape,clamp", [(None, None), ((3, 1, 0, 0), 0.5), ((0, 0), None)])
+def test_modulated_conv2d_lrelu_matches_the_layer_steps(up, k, flip, noise_shape, clamp):
+    """The one-node training form equals modulated_conv2d + bias_act in value and in every gradient."""
+    res = 6 * up
+    x, weight = _rand(3, 5, 6, 6, seed=12), _rand(4, 5, k, k, seed=13)
+    styles, bias = _rand(3, 5, seed=14) * 0.5 + 1, _rand(4, seed=15)
+    inputs = [x, weight, styles, bias]
+    if noise_shape is not None:
+        inputs.append(_rand(*[d or res for d in noise_shape], seed=16) * 0.3)
+    gain = ops.LRELU_GAIN * 0.7
+
+    def steps(a, w, s, b, n=None):
+        y = ops.modulated_conv2d(a, w, s, noise=n, up=up, padding=k // 2, f1d=FIR, flip_weight=flip)
+        return ops.bias_act(y, b, act="lrelu", gain=gain, clamp=clamp)
+
+    def one_node(a, w, s, b, n=None):
+        return ops.modulated_conv2d_lrelu(a, w, s, b, n, gain, clamp, up=up, padding=k // 2, f1d=FIR,
+                                          flip_weight=flip)
+    ref, fast = _fwd_bwd(steps, *inputs), _fwd_bwd(one_node, *inputs)
+    if clamp is not None:
+        assert (ref[0].abs() == clamp).any()  # the clamp is exercised
+    _assert_same(fast, ref, atol=5e-5, rtol=1e-5)
