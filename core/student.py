@@ -13,7 +13,9 @@ Pipeline (the student reuses the teacher's latent space, so the same ``ws`` and 
 
 * The mapping sees *all* of the teacher's ws layers (centred by the teacher's ``w_avg``), so style-mixed and
   truncated latents are distinct inputs, and the camera label through its own embedding (EG3D's conditioning
-  embedding: FC + 2nd-moment normalisation).
+  embedding: FC + 2nd-moment normalisation) after standardising each label entry with the statistics of the
+  distillation cameras: raw labels are dominated by constant entries (intrinsics, radius), which would drown the
+  pose in the normalised embedding.
 * The low-resolution head predicts the teacher's 32-channel volume-rendered feature image, the exact input of
   EG3D's super-resolution module (EG3D §4.1: its first three channels are the raw RGB image).
 * The super-resolution head is either the teacher's own module (``sr_kind: teacher`` or an EG3D kind: same
@@ -98,6 +100,10 @@ class StudentMapping(nn.Module):
         # Teacher statistics (set by init_from_teacher): ws are centred on w_avg and scaled to unit variance.
         self.register_buffer("w_avg", torch.zeros([cfg.w_dim]))
         self.register_buffer("w_scale", torch.ones([]))
+        # Camera statistics of the distillation cameras (set by set_camera_statistics): each label entry is
+        # standardised, so the pose-dependent entries, not the constant intrinsics, dominate the embedding.
+        self.register_buffer("c_mean", torch.zeros([cfg.c_dim]))
+        self.register_buffer("c_scale", torch.ones([cfg.c_dim]))
         self.ws_embed = FullyConnectedLayer(cfg.num_ws * cfg.w_dim, cfg.style_dim)
         self.c_embed = FullyConnectedLayer(cfg.c_dim, cfg.style_dim)
         features = [2 * cfg.style_dim] + [cfg.style_dim] * cfg.mapping_layers
@@ -108,7 +114,7 @@ class StudentMapping(nn.Module):
 
     def forward(self, ws: Tensor, c: Tensor) -> Tensor:
         x = self.ws_embed(((ws.float() - self.w_avg) * self.w_scale).flatten(1))  # [B, style_dim]
-        y = normalize_2nd_moment(self.c_embed(c.float()))                          # [B, style_dim]
+        y = normalize_2nd_moment(self.c_embed((c.float() - self.c_mean) * self.c_scale))  # [B, style_dim]
         h = torch.cat([x, y], dim=1)
         for i in range(self.num_layers):
             h = getattr(self, f"fc{i}")(h)
@@ -220,6 +226,15 @@ def init_from_teacher(student: StudentGenerator, G: TriPlaneGenerator, num_sampl
     student.mapping.w_avg.copy_(w_avg)
     std = float((ws - w_avg).square().mean().sqrt())
     student.mapping.w_scale.fill_(1.0 / max(std, 1e-8))
+
+
+@torch.no_grad()
+def set_camera_statistics(student: StudentGenerator, cameras: Tensor, min_std: float = 0.05) -> None:
+    """Standardise the camera input with the statistics of the cameras it will see (labels [N, 25]): entries are
+    centred on their mean and divided by their std (at least ``min_std``); constant entries are only centred."""
+    mean, std = cameras.float().mean(0), cameras.float().std(0)
+    student.mapping.c_mean.copy_(mean)
+    student.mapping.c_scale.copy_(torch.where(std < 1e-6, torch.ones_like(std), 1.0 / std.clamp_min(min_std)))
 
 
 def student_payload(student: StudentGenerator) -> dict:

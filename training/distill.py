@@ -39,7 +39,8 @@ from core.lpips import LPIPS, LPIPSWeightsError
 from core.model import Model, model_from_snapshot
 from core.network_pickle import CheckpointError
 from core.snapshot import Snapshot
-from core.student import StudentGenerator, init_from_teacher, student_config_for_teacher, student_payload
+from core.student import (StudentGenerator, init_from_teacher, set_camera_statistics, student_config_for_teacher,
+                          student_payload)
 from core.triplane import RenderOptions
 
 from . import losses, schedules
@@ -124,7 +125,6 @@ def build_distiller(cfg: DistillConfig, teacher_snap: Snapshot, device: torch.de
     student = StudentGenerator(scfg).to(device)
     init_from_teacher(student, teacher.G, seed=seed)
     student.train().requires_grad_(True)
-    student_ema = copy.deepcopy(student).eval().requires_grad_(False)
     o = cfg.optim
     S_opt = torch.optim.Adam(student.parameters(), lr=o.lr, betas=o.betas, eps=o.eps)
     D = build_discriminator_for(cfg, teacher_snap, scfg.img_resolution, device)
@@ -136,9 +136,13 @@ def build_distiller(cfg: DistillConfig, teacher_snap: Snapshot, device: torch.de
         if o.batch_gpu % group:
             raise ConfigError(f"optim.batch_gpu {o.batch_gpu} must be a multiple of the discriminator's minibatch-std "
                               f"group size {D.cfg.mbstd_group_size}")
-    return Distiller(cfg=cfg, teacher=teacher, teacher_snapshot=teacher_part(teacher_snap), student=student,
-                     student_ema=student_ema, S_opt=S_opt, D=D, D_opt=D_opt, lpips=load_lpips_for(cfg, device),
-                     labels=labels, gen=torch.Generator().manual_seed(seed), device=device)
+    d = Distiller(cfg=cfg, teacher=teacher, teacher_snapshot=teacher_part(teacher_snap), student=student,
+                  student_ema=student, S_opt=S_opt, D=D, D_opt=D_opt, lpips=load_lpips_for(cfg, device),
+                  labels=labels, gen=torch.Generator().manual_seed(seed), device=device)
+    # the camera input is standardised with the statistics of the cameras distillation will show
+    set_camera_statistics(student, sample_cameras(d, 4096, torch.Generator().manual_seed(seed + 1)))
+    d.student_ema = copy.deepcopy(student).eval().requires_grad_(False)
+    return d
 
 
 # ----------------------------------------------------------------------------------------------------------

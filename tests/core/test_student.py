@@ -11,7 +11,7 @@ from core.checkpoint import save_snapshot
 from core.config import ConfigError
 from core.model import load_model
 from core.network_pickle import CheckpointError
-from core.student import (StudentConfig, StudentGenerator, build_student, init_from_teacher,
+from core.student import (StudentConfig, StudentGenerator, build_student, init_from_teacher, set_camera_statistics,
                           student_config_for_teacher, student_payload)
 from core.triplane import RenderOptions
 
@@ -87,6 +87,18 @@ def test_teacher_super_resolution_is_copied(student, eg3d_G, ws):
 def test_ws_statistics_from_the_teacher(student, eg3d_G):
     assert torch.equal(student.mapping.w_avg, eg3d_G.backbone.mapping.w_avg)
     assert 0 < float(student.mapping.w_scale) < float("inf")
+
+
+def test_camera_statistics_standardise_the_label(eg3d_G):
+    s = StudentGenerator(student_config_for_teacher(eg3d_G, **TINY))
+    cams = _cams(*torch.linspace(-0.5, 0.5, 33).tolist())
+    set_camera_statistics(s, cams)
+    z = (cams - s.mapping.c_mean) * s.mapping.c_scale
+    std = cams.std(0)
+    varying, constant = std > 0.05, std < 1e-6
+    torch.testing.assert_close(z[:, varying].std(0), torch.ones(int(varying.sum())))  # pose entries: unit std
+    torch.testing.assert_close(z[:, constant], torch.zeros_like(z[:, constant]), atol=1e-6, rtol=0)  # centred
+    assert float(s.mapping.c_scale.max()) <= 20.0                                     # min std 0.05
 
 
 def test_light_head_starts_as_upsampled_raw(eg3d_G, ws):
