@@ -120,6 +120,9 @@ def save_snapshot(path: str | os.PathLike, snap: Snapshot) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make shared model files unreadable to others
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
