@@ -188,10 +188,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return path, value
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply dotted overrides to a plain config dict, refusing keys that the dataclasses do not define."""
+def apply_overrides(data: dict, overrides: list[str], template: dict | None = None) -> dict:
+    """Apply dotted overrides to a plain config dict, refusing keys that the config dataclasses do not define
+    (``template``: the dict form of the config's defaults; default: :class:`TrainConfig`)."""
     data = copy.deepcopy(data)
-    template = to_dict(TrainConfig())
+    template = to_dict(TrainConfig()) if template is None else template
     for text in overrides:
         path, value = parse_override(text)
         node, tnode = data, template
@@ -208,14 +209,14 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML preset (a path, or a preset name from training/configs) and apply overrides, strictly."""
+def read_preset(path: str | Path, pattern: str = "*.yaml", kind: str = "presets") -> dict:
+    """The YAML mapping of a preset file (a path, or a name in training/configs), read with ``yaml.safe_load``."""
     p = Path(path)
     if not p.exists() and (PRESET_DIR / f"{path}.yaml").exists():
         p = PRESET_DIR / f"{path}.yaml"
     if not p.exists():
-        names = ", ".join(sorted(q.stem for q in PRESET_DIR.glob("*.yaml")))
-        raise ConfigError(f"no such config: {path} (presets: {names})")
+        names = ", ".join(sorted(q.stem for q in PRESET_DIR.glob(pattern)))
+        raise ConfigError(f"no such config: {path} ({kind}: {names})")
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
@@ -224,8 +225,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise ConfigError(f"{p.name}: invalid YAML{line}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p.name}: the top level must be a mapping")
-    data = apply_overrides(data, overrides or [])
-    return from_dict(TrainConfig, data, "")
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML preset (a path, or a preset name from training/configs) and apply overrides, strictly."""
+    return from_dict(TrainConfig, apply_overrides(read_preset(path), overrides or []), "")
 
 
 def dump_config(cfg: TrainConfig) -> str:

@@ -7,16 +7,14 @@ documented next to the field.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from core.config import ConfigError, from_dict, to_dict
 
-from .config import PRESET_DIR, DiscriminatorArch, parse_override
+from .config import DiscriminatorArch, apply_overrides, read_preset
 
 TARGETS = ("sr2d", "direct3d")
 CAMERA_SOURCES = ("pose", "dataset")
@@ -138,42 +136,10 @@ class DistillConfig:
     discriminator: DiscriminatorArch = field(default_factory=DiscriminatorArch)  # a fresh D's architecture
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Dotted ``key=value`` overrides on a plain config dict; keys must exist in :class:`DistillConfig`."""
-    data = copy.deepcopy(data)
-    template: Any = to_dict(DistillConfig())
-    for text in overrides:
-        path, value = parse_override(text)
-        node, tnode = data, template
-        for i, part in enumerate(path):
-            if not isinstance(tnode, dict) or part not in tnode:
-                raise ConfigError(f"--set {text}: unknown key {'.'.join(path[:i + 1])}")
-            if i == len(path) - 1:
-                node[part] = value
-            else:
-                node = node.setdefault(part, {})
-                if not isinstance(node, dict):
-                    raise ConfigError(f"--set {text}: {'.'.join(path[:i + 1])} is not a section")
-                tnode = tnode[part]
-    return data
-
-
 def load_distill_config(path: str | Path, overrides: list[str] | None = None) -> DistillConfig:
     """A distillation preset (path, or name in training/configs such as ``distill-tiny``) plus overrides."""
-    p = Path(path)
-    if not p.exists() and (PRESET_DIR / f"{path}.yaml").exists():
-        p = PRESET_DIR / f"{path}.yaml"
-    if not p.exists():
-        names = ", ".join(sorted(q.stem for q in PRESET_DIR.glob("distill-*.yaml")))
-        raise ConfigError(f"no such config: {path} (distillation presets: {names})")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"{p.name}: invalid YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p.name}: the top level must be a mapping")
-    return from_dict(DistillConfig, apply_overrides(data, overrides or []), "")
+    data = read_preset(path, "distill-*.yaml", "distillation presets")
+    return from_dict(DistillConfig, apply_overrides(data, overrides or [], to_dict(DistillConfig())), "")
 
 
 def dump_distill_config(cfg: DistillConfig) -> str:

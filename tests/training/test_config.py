@@ -6,7 +6,9 @@ import pytest
 from core.config import ConfigError
 from training.config import PRESET_DIR, TrainConfig, apply_overrides, dump_config, load_config
 
-PRESETS = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+# training presets; the distill-*.yaml presets have their own schema (tests/training/test_distill.py loads them)
+PRESETS = sorted(p.stem for p in PRESET_DIR.glob("*.yaml") if not p.stem.startswith("distill-"))
+DISTILL_PRESETS = sorted(p.stem for p in PRESET_DIR.glob("distill-*.yaml"))
 
 
 def test_expected_presets_exist():
@@ -20,6 +22,27 @@ def test_every_preset_loads_strictly_and_round_trips(name, tmp_path):
     out = tmp_path / "resolved.yaml"
     out.write_text(dump_config(cfg))
     assert load_config(out) == cfg
+
+
+@pytest.mark.parametrize("name", DISTILL_PRESETS)
+def test_every_distill_preset_loads_strictly_and_round_trips(name, tmp_path):
+    from training.distill_config import DistillConfig, dump_distill_config, load_distill_config
+
+    cfg = load_distill_config(name)
+    assert isinstance(cfg, DistillConfig)
+    out = tmp_path / "resolved.yaml"
+    out.write_text(dump_distill_config(cfg))
+    assert load_distill_config(out) == cfg
+
+
+def test_distill_preset_rejects_unknown_overrides_and_names():
+    from core.config import ConfigError
+    from training.distill_config import load_distill_config
+
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_distill_config(DISTILL_PRESETS[0], ["no_such_section.key=1"])
+    with pytest.raises(ConfigError, match="distillation presets"):
+        load_distill_config("no-such-preset")
 
 
 def test_eg3d_values_in_official_presets():
