@@ -53,7 +53,7 @@ class StudentConfig:
     c_dim: int = 25                          # camera label (16 cam2world + 9 intrinsics)
     style_dim: int = 512                     # the student's own style vector
     mapping_layers: int = 4
-    mapping_lr_mul: float = 0.01             # StyleGAN's mapping learning-rate multiplier
+    mapping_lr_mul: float = 1.0              # mapping learning-rate multiplier (StyleGAN: 0.01; a student needs 1)
     feature_resolution: int = 64             # the teacher's neural rendering resolution
     feature_channels: int = 32               # the teacher's composited features (first 3 = raw RGB)
     channel_base: int = 16384                # low-resolution head: channels = min(base / res, max)

@@ -130,7 +130,7 @@ def build_distiller(cfg: DistillConfig, teacher_snap: Snapshot, device: torch.de
     D = build_discriminator_for(cfg, teacher_snap, scfg.img_resolution, device)
     D_opt = None
     if D is not None:
-        d_lr, d_betas = schedules.lazy_regularization(o.dlr, o.betas, cfg.loss.r1_interval if cfg.loss.r1_gamma else 0)
+        d_lr, d_betas = schedules.lazy_regularization(o.dlr, o.dbetas, cfg.loss.r1_interval if cfg.loss.r1_gamma else 0)
         D_opt = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas, eps=o.eps)
         group = min(D.cfg.mbstd_group_size, o.batch_gpu)
         if o.batch_gpu % group:
@@ -235,6 +235,14 @@ def psnr(x: Tensor, y: Tensor) -> Tensor:
     return -10 * torch.log10(mse.clamp_min(1e-10))
 
 
+def lr_factor(cur_nimg: int, total_kimg: float, rampdown: float) -> float:
+    """1, then a linear ramp to 0 over the last ``rampdown`` fraction of the run."""
+    if rampdown <= 0:
+        return 1.0
+    left = 1.0 - cur_nimg / max(total_kimg * 1000.0, 1.0)
+    return float(min(max(left / rampdown, 0.0), 1.0))
+
+
 def in_stage2(d: Distiller) -> bool:
     return d.D is not None and d.progress.cur_nimg >= d.cfg.loss.adv_start_kimg * 1000
 
@@ -302,6 +310,9 @@ def distill_step(d: Distiller) -> dict[str, float]:
         note("loss/D_r1", r1)
         return (r1 * (L.r1_gamma / 2)).mean() * L.r1_interval
 
+    lr = cfg.optim.lr * lr_factor(p.cur_nimg, cfg.run.kimg, cfg.optim.lr_rampdown)
+    for group in d.S_opt.param_groups:
+        group["lr"] = lr
     phase(d.student, d.S_opt, s_main)
     if stage2:
         phase(d.D, d.D_opt, d_main)
@@ -317,7 +328,7 @@ def distill_step(d: Distiller) -> dict[str, float]:
     p.cur_nimg += n * d.world_size
     p.batch_idx += 1
     out = {k: float(np.mean(v)) for k, v in stats.items()}
-    out.update({"schedule/stage": 2 if stage2 else 1, "schedule/ema_beta": beta})
+    out.update({"schedule/stage": 2 if stage2 else 1, "schedule/ema_beta": beta, "schedule/lr": lr})
     return out
 
 

@@ -30,11 +30,11 @@ from ..triplane import TriPlaneGenerator
 
 # Student architectures of the distillation presets (training/configs/distill-*.yaml; a test keeps them equal).
 STUDENT_ARCHS: dict[str, dict] = {
-    "fixture": {"style_dim": 64, "mapping_layers": 2, "mapping_lr_mul": 0.1, "channel_base": 1024,
+    "fixture": {"style_dim": 64, "mapping_layers": 2, "mapping_lr_mul": 1.0, "channel_base": 1024,
                 "channel_max": 64, "sr_kind": "teacher"},
-    "ffhq512": {"style_dim": 512, "mapping_layers": 4, "mapping_lr_mul": 0.01, "channel_base": 16384,
+    "ffhq512": {"style_dim": 512, "mapping_layers": 4, "mapping_lr_mul": 1.0, "channel_base": 16384,
                 "channel_max": 256, "sr_kind": "light", "sr_channels": [96, 48, 16]},
-    "ffhq512-teachersr": {"style_dim": 512, "mapping_layers": 4, "mapping_lr_mul": 0.01, "channel_base": 16384,
+    "ffhq512-teachersr": {"style_dim": 512, "mapping_layers": 4, "mapping_lr_mul": 1.0, "channel_base": 16384,
                           "channel_max": 256, "sr_kind": "teacher"},
 }
 PRESET_OF = {"fixture": "distill-tiny", "ffhq512": "distill-ffhq512", "ffhq512-teachersr": "distill-ffhq512-teachersr"}
