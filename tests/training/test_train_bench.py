@@ -39,5 +39,8 @@ def test_bench_rejects_bad_options(tmp_path, capsys):
 def test_default_resolution_from_preset_name():
     assert default_resolution("synth-tiny") == 64 and default_resolution("ffhq512") == 512
     assert default_resolution("training/configs/shapenet128.yaml") == 128
+    assert default_resolution("mimic3d-stage1-synth-tiny") == 64
+    assert default_resolution("mimic3d-stage1-synth-64") == 64
+    assert default_resolution("mimic3d-stage2-shapenet128") == 128
     with pytest.raises(UsageError):
         default_resolution("mystery")

@@ -50,9 +50,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def default_resolution(config: str) -> int:
-    """64 for the synthetic presets; otherwise the trailing number of the preset name (ffhq512 -> 512)."""
+    """64 for the synthetic presets (synth-*, mimic3d-stage*-synth-*, except synth-N names, which give N);
+    otherwise the trailing number of the preset name (ffhq512 -> 512, mimic3d-stage2-shapenet128 -> 128)."""
     name = Path(config).stem
-    if name.startswith("synth"):
+    if re.search(r"(^|-)synth-(tiny|[a-z]+)$", name) or name == "synth":
         return 64
     m = re.search(r"(\d+)$", name)
     if not m:
