@@ -42,6 +42,8 @@ from .patch_gan import patch_discriminator_config, patch_r1, real_patches, run_p
 def init_generator_config(cfg: TrainConfig, init: GeneratorConfig) -> GeneratorConfig:
     """The architecture to train when starting from a model file: the file's own, plus the detail tri-plane blocks
     when a stage-2 config starts from a stage-1 model (Mimic3D copies tensors by name; new blocks start fresh)."""
+    if cfg.generator.aware3d_res and not init.aware3d_res and not cfg.loss.mimic3d_stage2:
+        return warm_start_config(cfg.generator, init)
     if not cfg.loss.mimic3d_stage2 or init.detail_blocks > 0:
         return init
     if not init.aware3d_res:
@@ -53,9 +55,22 @@ def init_generator_config(cfg: TrainConfig, init: GeneratorConfig) -> GeneratorC
     return dataclasses.replace(init, detail_blocks=cfg.generator.detail_blocks, rendering=rendering_cfg)
 
 
+def warm_start_config(stage1: GeneratorConfig, eg3d: GeneratorConfig) -> GeneratorConfig:
+    """Mimic3D stage 1 started from an EG3D model (``--init eg3d.pkl`` with a stage-1 config): the EG3D file's
+    architecture plus the config's 3D-aware ``b3d{R}`` chain and plane projection. The main synthesis branch,
+    mapping, decoder and super-resolution are EG3D's own modules in Mimic3D (facts H.3: only ``b4.const`` gains a
+    leading 1, a layout detail), so their trained tensors carry over by name and only the b3d blocks start fresh;
+    the decoder then reads the b3d chain's tri-planes instead of the main branch's, which fine-tuning adapts."""
+    if stage1.triplane_resolution != eg3d.triplane_resolution or stage1.triplane_channels != eg3d.triplane_channels:
+        raise ConfigError(f"the stage-1 config's {stage1.triplane_channels}x{stage1.triplane_resolution}^2 tri-planes "
+                          f"do not match the model file's {eg3d.triplane_channels}x{eg3d.triplane_resolution}^2")
+    rendering_cfg = dataclasses.replace(eg3d.rendering, plane_convention=stage1.rendering.plane_convention)
+    return dataclasses.replace(eg3d, aware3d_res=stage1.aware3d_res, rendering=rendering_cfg)
+
+
 def load_generator_state(G: TriPlaneGenerator, state: dict[str, Tensor], file_cfg: GeneratorConfig, what: str) -> None:
     """Strict copy of a file's tensors into G; only the modules G has beyond the file's architecture (the detail
-    tri-plane blocks of a stage-1 file) keep their fresh initialisation."""
+    tri-plane blocks of a stage-1 file, the b3d chain of an EG3D file) keep their fresh initialisation."""
     if file_cfg == G.cfg:
         load_state_strict(G, state, what)
         return

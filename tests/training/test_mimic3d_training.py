@@ -200,6 +200,36 @@ def test_stage2_init_keeps_stage1_weights_and_adds_fresh_detail_blocks(stage1):
                            torch.device("cpu"))
 
 
+def test_stage1_warm_start_from_an_eg3d_model(stage1, tmp_path):
+    """--init with an EG3D file and a stage-1 config: EG3D's modules carry over, only the b3d chain is fresh."""
+    data, _ = stage1
+    eg3d_args = [a for m in MICRO if not m.startswith(("loss.patch_scale", "generator.aware3d_res", "patch_"))
+                 for a in ("--set", m)]
+    assert main(["train", "--config", "synth-tiny", "--data", str(data), "--outdir", str(tmp_path / "eg3d"),
+                 "--kimg", "0.002", *eg3d_args]) == 0
+    (snap,) = (tmp_path / "eg3d").glob("*/network-snapshot-*.pkl")
+    init = load_snapshot(snap)
+    assert not init.generator.aware3d_res and init.generator.rendering.plane_convention == "eg3d"
+    t = loop.build_trainer(load_config("mimic3d-stage1-synth-tiny", [m for m in MICRO if "patch_scale" not in m]),
+                           64, torch.device("cpu"), init=init)
+    assert t.G.cfg.aware3d_res == (4, 8, 16) and t.G.cfg.rendering.plane_convention == "mimic3d"
+    own = t.G.state_dict()
+    fresh = set(own) - set(init.G)
+    assert fresh and all(".b3d" in k for k in fresh)
+    assert all(torch.equal(own[k], init.G[k]) for k in init.G if k != "dataset_label_std")
+    assert t.patch is None and (t.fade_gpc, t.fade_blur) == (False, False)
+    with pytest.raises(ConfigError, match="tri-planes"):
+        loop.build_trainer(load_config("mimic3d-stage1-synth-tiny", [m for m in MICRO if "patch_scale" not in m]
+                                       + ["generator.triplane_resolution=32", "generator.aware3d_res=[4, 8, 16, 32]"]),
+                           64, torch.device("cpu"), init=init)
+    out = tmp_path / "s1"
+    assert main(["train", "--config", "mimic3d-stage1-synth-tiny", "--data", str(data), "--outdir", str(out),
+                 "--init", str(snap), "--kimg", "0.002", *STAGE1]) == 0
+    (run,) = out.iterdir()
+    assert all(np.isfinite(v) for r in _stats(run) for k, v in r.items() if k.startswith("loss/"))
+    assert load_snapshot(next(run.glob("network-snapshot-*.pkl"))).generator.aware3d_res == (4, 8, 16)
+
+
 def test_stage2_cpu_smoke_from_stage1_snapshot(stage1, tmp_path):
     data, snap1 = stage1
     out = tmp_path / "s2"
