@@ -39,7 +39,7 @@ from core.lpips import LPIPS, LPIPSWeightsError
 from core.model import Model, model_from_snapshot
 from core.network_pickle import CheckpointError
 from core.snapshot import Snapshot
-from core.student import (StudentGenerator, init_from_teacher, set_camera_statistics, student_config_for_teacher,
+from core.student import (StudentGenerator, build_student, init_from_teacher, set_camera_statistics, student_config_for_teacher,
                           student_payload)
 from core.triplane import RenderOptions
 
@@ -112,9 +112,25 @@ def build_discriminator_for(cfg: DistillConfig, snap: Snapshot, img_resolution: 
     return D.train().requires_grad_(True)
 
 
+STATISTICS = ("mapping.w_avg", "mapping.w_scale", "mapping.c_mean", "mapping.c_scale")  # recomputed per teacher
+
+
+def warm_start_student(student: StudentGenerator, payload: object) -> None:
+    """Start ``student`` from another distillation's student (``extra['student']`` of its snapshot), e.g. after the
+    teacher was fine-tuned: every weight is copied, while the ws and camera statistics stay those of the current
+    teacher and cameras. The architectures must agree."""
+    other = build_student(payload)
+    if other.cfg != student.cfg:
+        raise ConfigError("the --init-student model's student has another architecture than this config gives for "
+                          "this teacher")
+    state = {k: v for k, v in other.state_dict().items() if k not in STATISTICS}
+    load_state_strict(student, {**{k: student.state_dict()[k] for k in STATISTICS}, **state}, "student")
+
+
 def build_distiller(cfg: DistillConfig, teacher_snap: Snapshot, device: torch.device, labels: np.ndarray | None = None,
-                    seed: int = 0) -> Distiller:
-    """A fresh student (and discriminator) for ``teacher_snap``; its super-resolution head starts from the teacher's."""
+                    seed: int = 0, student_init: object | None = None) -> Distiller:
+    """A fresh student (and discriminator) for ``teacher_snap``; its super-resolution head starts from the teacher's,
+    or every weight from ``student_init`` (an ``extra['student']`` payload, see :func:`warm_start_student`)."""
     torch.manual_seed(seed)
     teacher = model_from_snapshot(teacher_part(teacher_snap), device)
     teacher.check_branch(cfg.teacher.target)
@@ -124,6 +140,8 @@ def build_distiller(cfg: DistillConfig, teacher_snap: Snapshot, device: torch.de
     scfg = student_config_for_teacher(teacher.G, **arch)
     student = StudentGenerator(scfg).to(device)
     init_from_teacher(student, teacher.G, seed=seed)
+    if student_init is not None:
+        warm_start_student(student, student_init)
     student.train().requires_grad_(True)
     o = cfg.optim
     S_opt = torch.optim.Adam(student.parameters(), lr=o.lr, betas=o.betas, eps=o.eps)

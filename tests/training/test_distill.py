@@ -103,6 +103,28 @@ def test_resume_is_exact(teacher_snap, tmp_path):
             assert torch.equal(va, vc), k
 
 
+def test_student_warm_start(teacher_snap, tmp_path):
+    """--init-student copies a trained student's weights but keeps the new teacher's ws and camera statistics."""
+    cfg = load_distill_config("distill-tiny", ["optim.batch=2", "teacher.depth_resolution=4",
+                                               "teacher.depth_resolution_importance=4"])
+    dev = torch.device("cpu")
+    a = distill.build_distiller(cfg, teacher_snap, dev)
+    distill.distill_step(a)
+    path = tmp_path / "a.pkl"
+    distill.save_distill_snapshot(a, path)
+    payload = load_snapshot(path).extra["student"]
+    cams = load_distill_config("distill-tiny", ["optim.batch=2", "sampling.yaw_std=0.6"])
+    b = distill.build_distiller(cams, teacher_snap, dev, student_init=payload)
+    fresh = distill.build_distiller(cams, teacher_snap, dev)
+    sa, sb, sf = a.student_ema.state_dict(), b.student.state_dict(), fresh.student.state_dict()
+    for k in sb:
+        assert torch.equal(sb[k], sf[k] if k in distill.STATISTICS else sa[k]), k
+    assert not torch.equal(sb["mapping.c_scale"], sa["mapping.c_scale"])  # wider yaw spread: new statistics
+    other = load_distill_config("distill-tiny", ["optim.batch=2", "student.style_dim=32"])
+    with pytest.raises(distill.ConfigError, match="another architecture"):
+        distill.build_distiller(other, teacher_snap, dev, student_init=payload)
+
+
 def test_pair_sampling(teacher_snap, tmp_path):
     cfg = load_distill_config("distill-tiny", ["sampling.truncation_psi=[0.0, 0.0]", "sampling.cond_frontal_prob=1.0",
                                                "loss.adv_weight=0"])

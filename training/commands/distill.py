@@ -1,7 +1,8 @@
 """``python -m training distill``: distil a teacher NeRF-GAN into the convolutional ``student`` branch.
 
     python -m training distill --teacher PKL --config distill-ffhq512 --outdir runs [--kimg 5000]
-        [--snap-kimg 100] [--resume auto|PKL] [--data DATASET] [--set key=value ...] [--device auto|cpu|cuda]
+        [--snap-kimg 100] [--resume auto|PKL] [--init-student PKL] [--data DATASET] [--set key=value ...]
+        [--device auto|cpu|cuda]
 
 The teacher is a Trident snapshot or an EG3D/Mimic3D network pickle. A run folder ``runs/NNNNN-<config>-<teacher>/``
 receives the resolved ``config.yaml``, ``stats.jsonl`` (one line per tick, and one ``eval/*`` line per snapshot
@@ -9,7 +10,8 @@ with PSNR etc. of the student against the teacher on held-out pairs), ``compareX
 student rows over a yaw sweep) and ``network-snapshot-XXXXXX.pkl`` files: the teacher plus the student, which
 ``python -m core samples --branch student`` renders. ``--resume auto`` continues the newest run under ``--outdir``
 (its teacher is the one inside the snapshot); ``--data`` gives the dataset whose camera labels are used with
-``--set sampling.cameras=dataset``. Runs under ``torchrun`` like ``python -m training train``.
+``--set sampling.cameras=dataset``. ``--init-student`` starts a new run's student from another distillation
+snapshot's student (same architecture; e.g. to follow a teacher that was fine-tuned further). Runs under ``torchrun`` like ``python -m training train``.
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--kimg", type=float, default=None, help="total length in thousands of distillation pairs")
     p.add_argument("--snap-kimg", type=float, default=None, help="snapshot interval in kimg")
     p.add_argument("--resume", default=None, help="'auto' (newest run in --outdir) or a distillation snapshot")
+    p.add_argument("--init-student", default=None, type=Path,
+                   help="start the student from this distillation snapshot's student (same architecture)")
     p.add_argument("--data", default=None, help="dataset whose camera labels to use (sets sampling.data)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", default="auto")
@@ -94,7 +98,14 @@ def run(args: argparse.Namespace) -> int:
     if cfg.optim.batch % (cfg.optim.batch_gpu * world):
         raise UsageError(f"optim.batch {cfg.optim.batch} must be a multiple of batch_gpu x processes "
                          f"({cfg.optim.batch_gpu} x {world})")
-    d = distill.build_distiller(cfg, snap, device, labels, seed=cfg.run.seed)
+    student_init = None
+    if args.init_student is not None:
+        if resume_path is not None:
+            raise UsageError("--init-student starts a new run; it cannot be combined with --resume")
+        student_init = load_snapshot(args.init_student).extra.get("student")
+        if student_init is None:
+            raise UsageError(f"{args.init_student} holds no student (a distillation snapshot has one)")
+    d = distill.build_distiller(cfg, snap, device, labels, seed=cfg.run.seed, student_init=student_init)
     d.rank, d.world_size = rank, world
     d.gen.manual_seed(cfg.run.seed * 1000 + rank)  # different latents and cameras per process
     if resume_path is not None:
