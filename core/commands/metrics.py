@@ -1,6 +1,9 @@
 """``python -m core metrics``: compare a model's images with a dataset's, per branch (SWD needs no pretrained
-weights; FID/KID need the Inception file, see core.metrics.fid), and measure each branch's 3D consistency (``consistency``: warp nearby views into each other with depth, masked PSNR
-in dB, higher is more consistent; see core.metrics.consistency; needs no dataset).
+weights; FID/KID need the Inception file, see core.metrics.fid), measure each branch's 3D consistency
+(``consistency``: warp nearby views into each other with depth, masked PSNR in dB, higher is more consistent; see
+core.metrics.consistency; needs no dataset), and how closely a distilled student reproduces its teacher
+(``fidelity``: PSNR, raw PSNR and, when the VGG16 trunk file exists, LPIPS on held-out latents and cameras; see
+core.metrics.fidelity; needs no dataset).
 
 Fakes follow EG3D's metric protocol: z ~ N(0, I); for each fake a camera label drawn from the dataset's labels,
 used both to condition the mapping network and to render. Real images are the first ``--num`` of the dataset in
@@ -19,13 +22,15 @@ from tqdm import tqdm
 
 from ..image_files import ImageFilesError, iter_images, read_labels
 from ..metrics.consistency import model_consistency
+from ..lpips import LPIPSWeightsError, load_lpips
 from ..metrics.fid import DetectorError, extract_features, fid, kid, load_detector
+from ..metrics.fidelity import student_fidelity
 from ..metrics.swd import swd
 from ..model import BRANCHES, BranchError, Model, load_model
 from ..triplane import RenderOptions
 from .common import UsageError, resolve_device
 
-METRICS = ("swd", "fid", "kid", "consistency")
+METRICS = ("swd", "fid", "kid", "consistency", "fidelity")
 IMAGE_SET_METRICS = ("swd", "fid", "kid")
 
 
@@ -41,10 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="one branch to measure (default: every branch the model has)")
     p.add_argument("--inception", default=None,
                    help="fid/kid: path of inception-2015-12-05.pt (default: $TRIDENT_INCEPTION or the cache folders)")
-    p.add_argument("--pairs", type=int, default=16, help="consistency: view pairs (one latent each; default 16)")
+    p.add_argument("--pairs", type=int, default=16, help="consistency: view pairs; fidelity: held-out draws (one latent each; default 16)")
     p.add_argument("--view-delta", type=float, default=0.1, help="consistency: yaw between the views, radians")
     p.add_argument("--depth-tol", type=float, default=0.02,
                    help="consistency: relative depth tolerance of the occlusion test (default 0.02)")
+    p.add_argument("--teacher", choices=("sr2d", "direct3d"), default="sr2d",
+                   help="fidelity: the branch the student is compared with (default sr2d)")
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1: none)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
@@ -92,12 +99,14 @@ def run(args: argparse.Namespace) -> int:
     image_set = [m for m in wanted if m in IMAGE_SET_METRICS]
     if image_set and args.data is None:
         raise UsageError(f"{', '.join(image_set)} need(s) --data (a dataset to compare with)")
-    if "consistency" in wanted and (args.pairs < 1 or not args.view_delta or args.depth_tol <= 0):
+    if ("consistency" in wanted or "fidelity" in wanted) and (args.pairs < 1 or not args.view_delta or args.depth_tol <= 0):
         raise UsageError("--pairs must be at least 1, --view-delta non-zero and --depth-tol positive")
     device = resolve_device(args.device)
     results = {"network": str(args.network), "trunc": args.trunc, "seed": args.seed}
     if "consistency" in wanted:
         results["consistency"] = consistency(args, device)
+    if "fidelity" in wanted:
+        results["fidelity"] = fidelity(args, device)
     if image_set:
         results.update(run_image_set(args, device, image_set))
     if args.out is not None:
@@ -123,6 +132,26 @@ def consistency(args: argparse.Namespace, device: torch.device) -> dict:
     for branch, r in res.items():
         print(f"consistency {branch:9s} {r.psnr:7.2f} dB  coverage {r.coverage:.2f}  ({r.pairs} pairs)")
     return {b: r.as_dict() for b, r in res.items()}
+
+
+def fidelity(args: argparse.Namespace, device: torch.device) -> dict:
+    """The student against its teacher branch on ``--pairs`` held-out draws (LPIPS only where its weights exist)."""
+    model = load_model(args.network, device)
+    try:
+        model.check_branch("student")
+        model.check_branch(args.teacher)
+    except BranchError as e:
+        raise UsageError(f"fidelity: {e}") from None
+    try:
+        lpips, lpips_note = load_lpips("vgg", device), None
+    except LPIPSWeightsError as e:
+        lpips, lpips_note = None, f"not computed: {e}"
+    r = student_fidelity(model, args.pairs, teacher=args.teacher, seed=args.seed, truncation_psi=args.trunc,
+                         lpips=lpips, progress=lambda it: tqdm(it, desc="fidelity", unit="pair", leave=False))
+    raw = f"{r.psnr_raw:.2f} dB" if r.psnr_raw is not None else "-"
+    print(f"fidelity student vs {r.teacher}: PSNR {r.psnr:.2f} dB, raw PSNR {raw}, LPIPS "
+          + (f"{r.lpips:.4f}" if r.lpips is not None else f"- ({lpips_note})") + f"  ({r.pairs} pairs)")
+    return {**r.as_dict(), **({"lpips_note": lpips_note} if lpips_note else {})}
 
 
 def _branches(model: Model, branch: str | None) -> list[str]:
