@@ -1,9 +1,9 @@
 """``python -m core metrics``: compare a model's images with a dataset's, per branch (SWD needs no pretrained
 weights; FID/KID need the Inception file, see core.metrics.fid), measure each branch's 3D consistency
 (``consistency``: warp nearby views into each other with depth, masked PSNR in dB, higher is more consistent; see
-core.metrics.consistency; needs no dataset), and how closely a distilled student reproduces its teacher
-(``fidelity``: PSNR, raw PSNR and, when the VGG16 trunk file exists, LPIPS on held-out latents and cameras; see
-core.metrics.fidelity; needs no dataset).
+core.metrics.consistency; needs no dataset), and how closely a branch reproduces another (``fidelity``: the
+distilled student against its teacher, or direct3d against the sr2d image it imitates; PSNR, raw PSNR and, when the
+VGG16 trunk file exists, LPIPS on held-out latents and cameras; see core.metrics.fidelity; needs no dataset).
 
 Fakes follow EG3D's metric protocol: z ~ N(0, I); for each fake a camera label drawn from the dataset's labels,
 used both to condition the mapping network and to render. Real images are the first ``--num`` of the dataset in
@@ -24,7 +24,7 @@ from ..image_files import ImageFilesError, iter_images, read_labels
 from ..metrics.consistency import model_consistency
 from ..lpips import LPIPSWeightsError, load_lpips
 from ..metrics.fid import DetectorError, extract_features, fid, kid, load_detector
-from ..metrics.fidelity import student_fidelity
+from ..metrics.fidelity import branch_fidelity
 from ..metrics.swd import swd
 from ..model import BRANCHES, BranchError, Model, load_model
 from ..triplane import RenderOptions
@@ -51,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--depth-tol", type=float, default=0.02,
                    help="consistency: relative depth tolerance of the occlusion test (default 0.02)")
     p.add_argument("--teacher", choices=("sr2d", "direct3d"), default="sr2d",
-                   help="fidelity: the branch the student is compared with (default sr2d)")
+                   help="fidelity: the branch that --branch is compared with (default sr2d)")
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1: none)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
@@ -135,21 +135,26 @@ def consistency(args: argparse.Namespace, device: torch.device) -> dict:
 
 
 def fidelity(args: argparse.Namespace, device: torch.device) -> dict:
-    """The student against its teacher branch on ``--pairs`` held-out draws (LPIPS only where its weights exist)."""
+    """``--branch`` (default: the student, else direct3d) against ``--teacher`` on ``--pairs`` held-out draws;
+    LPIPS only where its weights exist."""
     model = load_model(args.network, device)
+    branch = args.branch or ("student" if "student" in model.branches else "direct3d")
     try:
-        model.check_branch("student")
+        model.check_branch(branch)
         model.check_branch(args.teacher)
     except BranchError as e:
         raise UsageError(f"fidelity: {e}") from None
+    if branch == args.teacher:
+        raise UsageError(f"fidelity: --branch and --teacher are both {branch}")
     try:
         lpips, lpips_note = load_lpips("vgg", device), None
     except LPIPSWeightsError as e:
         lpips, lpips_note = None, f"not computed: {e}"
-    r = student_fidelity(model, args.pairs, teacher=args.teacher, seed=args.seed, truncation_psi=args.trunc,
-                         lpips=lpips, progress=lambda it: tqdm(it, desc="fidelity", unit="pair", leave=False))
+    r = branch_fidelity(model, args.pairs, branch=branch, teacher=args.teacher, seed=args.seed,
+                        truncation_psi=args.trunc, lpips=lpips,
+                        progress=lambda it: tqdm(it, desc="fidelity", unit="pair", leave=False))
     raw = f"{r.psnr_raw:.2f} dB" if r.psnr_raw is not None else "-"
-    print(f"fidelity student vs {r.teacher}: PSNR {r.psnr:.2f} dB, raw PSNR {raw}, LPIPS "
+    print(f"fidelity {r.branch} vs {r.teacher}: PSNR {r.psnr:.2f} dB, raw PSNR {raw}, LPIPS "
           + (f"{r.lpips:.4f}" if r.lpips is not None else f"- ({lpips_note})") + f"  ({r.pairs} pairs)")
     return {**r.as_dict(), **({"lpips_note": lpips_note} if lpips_note else {})}
 

@@ -1,5 +1,6 @@
-"""Student fidelity: how closely the distilled ``student`` reproduces its teacher for the same latent and camera
-(Shahbazi et al. 2023, §4: PSNR against the teacher's renders; LPIPS where its weights exist).
+"""Fidelity: how closely one branch reproduces another for the same latent and camera -- the distilled ``student``
+against its teacher (Shahbazi et al. 2023, §4: PSNR against the teacher's renders; LPIPS where its weights exist),
+or Mimic3D's ``direct3d`` against the super-resolved ``sr2d`` image that it imitates (Chen et al. 2023, §3.3).
 
 Protocol: ``num`` held-out (z, camera) draws from ``RandomState(seed)``: z ~ N(0, I) mapped with the frontal
 conditioning camera (what ``samples`` and the viewer do), the rendering camera on the orbit at yaw ~ U(-yaw_range,
@@ -30,6 +31,7 @@ def psnr(x: Tensor, y: Tensor) -> Tensor:
 class FidelityResult:
     """Mean scores over ``pairs`` draws, and the per-draw PSNR."""
 
+    branch: str
     teacher: str
     pairs: int
     psnr: float
@@ -50,13 +52,16 @@ def held_out_draws(num: int, seed: int, yaw_range: float = 0.5, pitch_range: flo
 
 
 @torch.no_grad()
-def student_fidelity(model, num: int, teacher: str = "sr2d", seed: int = 0, truncation_psi: float = 1.0,
-                     yaw_range: float = 0.5, pitch_range: float = 0.2, lpips: torch.nn.Module | None = None,
-                     progress: Callable[[Iterable], Iterable] | None = None) -> FidelityResult:
-    """Score the student of ``model`` (a :class:`core.model.Model`) against its ``teacher`` branch."""
+def branch_fidelity(model, num: int, branch: str = "student", teacher: str = "sr2d", seed: int = 0,
+                    truncation_psi: float = 1.0, yaw_range: float = 0.5, pitch_range: float = 0.2,
+                    lpips: torch.nn.Module | None = None, progress: Callable[[Iterable], Iterable] | None = None
+                    ) -> FidelityResult:
+    """Score ``branch`` of ``model`` (a :class:`core.model.Model`) against its ``teacher`` branch."""
     from ..triplane import RenderOptions
 
-    model.check_branch("student")
+    if branch == teacher:
+        raise ValueError(f"fidelity compares two branches, got {branch} twice")
+    model.check_branch(branch)
     model.check_branch(teacher)
     yaws, pitches = held_out_draws(num, seed, yaw_range, pitch_range)
     rng = np.random.RandomState(seed)
@@ -67,13 +72,13 @@ def student_fidelity(model, num: int, teacher: str = "sr2d", seed: int = 0, trun
         ws = model.mapping(torch.from_numpy(rng.randn(1, model.z_dim)).float(), None, truncation_psi=truncation_psi)
         c = model.camera_label(float(yaw), float(pitch))
         tgt = model.render(teacher, ws, c, opts)
-        out = model.render("student", ws, c, opts)
+        out = model.render(branch, ws, c, opts)
         scores["psnr"] += psnr(out["image"].float(), tgt["image"].float()).tolist()
-        if "image_raw" in tgt and tgt["image_raw"].shape == out["image_raw"].shape:
+        if "image_raw" in tgt and "image_raw" in out and tgt["image_raw"].shape == out["image_raw"].shape:
             scores["psnr_raw"] += psnr(out["image_raw"].float(), tgt["image_raw"].float()).tolist()
         if lpips is not None:
             d = lpips(out["image"].float().clamp(-1, 1), tgt["image"].float().clamp(-1, 1))
             scores["lpips"] += d.flatten().tolist()
     mean = {k: float(np.mean(v)) if v else None for k, v in scores.items()}
-    return FidelityResult(teacher=teacher, pairs=num, psnr=mean["psnr"], psnr_raw=mean["psnr_raw"],
+    return FidelityResult(branch=branch, teacher=teacher, pairs=num, psnr=mean["psnr"], psnr_raw=mean["psnr_raw"],
                           lpips=mean["lpips"], psnr_per_pair=scores["psnr"])

@@ -85,6 +85,20 @@ def test_model_branches(mimic3d_fixture_dir, eg3d_fixture_dir):
 # tiny random model: rendering options, patches, round trip
 
 
+def test_direct3d_fidelity_to_sr2d(mimic3d_fixture_dir, tmp_path, capsys):
+    """`metrics --metrics fidelity` on a model without a student scores direct3d against the sr2d image it imitates."""
+    import json
+    out = tmp_path / "f.json"
+    assert main(["metrics", "--network", str(mimic3d_fixture_dir / "network.pkl"), "--metrics", "fidelity",
+                 "--pairs", "1", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())["fidelity"]
+    assert (res["branch"], res["teacher"], res["psnr_raw"]) == ("direct3d", "sr2d", None)
+    assert 5 < res["psnr"] < 60  # random weights (the fixture): different, not unrelated images
+    assert main(["metrics", "--network", str(mimic3d_fixture_dir / "network.pkl"), "--metrics", "fidelity",
+                 "--branch", "sr2d"]) == 2
+    assert "both sr2d" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def tiny_G():
     torch.manual_seed(0)

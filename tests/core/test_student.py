@@ -187,7 +187,7 @@ def test_fidelity_metric(student, eg3d_snapshot, tmp_path, monkeypatch, capsys):
 
     from core.__main__ import main
     from core.lpips import LPIPS
-    from core.metrics.fidelity import held_out_draws, psnr, student_fidelity
+    from core.metrics.fidelity import branch_fidelity, held_out_draws, psnr
 
     path = tmp_path / "with_student.pkl"
     save_snapshot(path, dataclasses.replace(eg3d_snapshot, extra={"student": student_payload(student)}))
@@ -195,7 +195,7 @@ def test_fidelity_metric(student, eg3d_snapshot, tmp_path, monkeypatch, capsys):
     out = tmp_path / "m.json"
     assert main(["metrics", "--network", str(path), "--metrics", "fidelity", "--pairs", "2", "--out", str(out)]) == 0
     res = json.loads(out.read_text())["fidelity"]
-    assert res["teacher"] == "sr2d" and res["pairs"] == 2 and len(res["psnr_per_pair"]) == 2
+    assert (res["branch"], res["teacher"], res["pairs"]) == ("student", "sr2d", 2) and len(res["psnr_per_pair"]) == 2
     assert np.isfinite(res["psnr"]) and np.isfinite(res["psnr_raw"])
     assert res["lpips"] is None and "vgg16" in res["lpips_note"]
     assert "fidelity student vs sr2d" in capsys.readouterr().out
@@ -209,7 +209,7 @@ def test_fidelity_metric(student, eg3d_snapshot, tmp_path, monkeypatch, capsys):
     expect = psnr(model.render("student", w, c, opts)["image"], model.render("sr2d", w, c, opts)["image"])
     assert res["psnr_per_pair"][0] == pytest.approx(float(expect), abs=1e-4)
     # with an LPIPS network the distance is reported (a seeded random trunk stands in for the VGG16 weights)
-    r = student_fidelity(model, 2, lpips=LPIPS("vgg", random_trunk=True))
+    r = branch_fidelity(model, 2, lpips=LPIPS("vgg", random_trunk=True))
     assert r.lpips is not None and r.lpips > 0 and r.psnr == pytest.approx(res["psnr"], abs=1e-4)
     # a model without a student: one error line
     assert main(["metrics", "--network", str(tmp_path / "none.pkl"), "--metrics", "fidelity"]) == 2
