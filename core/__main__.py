@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import sys
 
-from .commands import bench, invert, mesh, metrics, samples, video
+from .commands import bench, invert, mesh, metrics, pack, samples, video
 from .commands.common import cli_main
 
-COMMANDS = (samples, bench, metrics, video, mesh, invert)
+COMMANDS = (samples, bench, metrics, video, mesh, invert, pack)
 
 
 def main(argv: list[str] | None = None) -> int:

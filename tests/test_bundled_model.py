@@ -23,4 +23,8 @@ def test_bundled_model_renders_each_branch():
             assert img.shape == (1, 3, model.img_resolution, model.img_resolution)
             assert torch.isfinite(img).all() and img.std() > 0.05  # a trained model draws an object, not a flat image
     provenance = model.snapshot.extra["provenance"]
-    assert "python -m training train" in provenance["trained_with"]
+    assert provenance["branches"] == list(model.branches)
+    assert any(cmd.startswith("python -m training train") for cmd in provenance["commands"])
+    if "student" in model.branches:
+        assert any(cmd.startswith("python -m training distill") for cmd in provenance["commands"])
+    assert model.snapshot.G is None and model.snapshot.D is None  # packed: no training state shipped
