@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -45,8 +44,8 @@ from core.triplane import RenderOptions
 
 from . import losses, schedules
 from .distill_config import DistillConfig, dump_distill_config
-from .loop import (Progress, _all_reduce_grads, _sanitize_grads, append_jsonl, rng_state, set_rng_state,
-                   snapshot_name)
+from .loop import (Progress, _all_reduce_grads, _sanitize_grads, append_jsonl, rng_state, run_ticks,
+                   set_rng_state, snapshot_name)
 
 TEACHER_ONLY_EXTRA = ("train", "student", "distill")  # extras not carried from the teacher file into snapshots
 EVAL_SEED_OFFSET = 1_000_003                         # held-out pairs never coincide with training draws
@@ -413,39 +412,17 @@ def distill_loop(d: Distiller, run_dir: Path, total_kimg: float, snap_kimg: floa
                  on_snapshot: Callable[[Distiller, Path], dict] | None = None) -> None:
     """Distil until ``total_kimg``; log every tick to stats.jsonl; every ``snap_kimg`` (and at the end) call
     ``on_snapshot`` (grid, held-out evaluation: returns a record to log) and write a snapshot."""
-    p = d.progress
     stats_path = run_dir / "stats.jsonl"
-    snap_every = max(int(snap_kimg * 1000), 1)
-    next_snap = (p.cur_nimg // snap_every + 1) * snap_every
-    tick_start = time.time()
-    acc: dict[str, list[float]] = {}
-    while p.cur_nimg < total_kimg * 1000:
-        for k, v in distill_step(d).items():
-            acc.setdefault(k, []).append(v)
-        done = p.cur_nimg >= total_kimg * 1000
-        if p.cur_nimg - p.tick_start_nimg >= tick_kimg * 1000 or done:
-            dt = time.time() - tick_start
-            p.elapsed_sec += dt
-            kimg_done = (p.cur_nimg - p.tick_start_nimg) / 1000
-            record = {"tick": p.cur_tick, "kimg": p.cur_nimg / 1000, "sec_per_kimg": dt / max(kimg_done, 1e-9),
-                      "elapsed_sec": p.elapsed_sec, **{k: float(np.mean(v)) for k, v in acc.items()}}
-            if d.rank == 0:
-                append_jsonl(stats_path, record)
-                if on_tick is not None:
-                    on_tick(record)
-            acc.clear()
-            p.cur_tick += 1
-            p.tick_start_nimg = p.cur_nimg
-            tick_start = time.time()
-        if p.cur_nimg >= next_snap or done:
-            check_replicas_consistent(d)
-            if d.rank == 0:
-                if on_snapshot is not None:
-                    rec = on_snapshot(d, run_dir)
-                    if rec:
-                        append_jsonl(stats_path, {"kimg": p.cur_nimg / 1000, **rec})
-                save_distill_snapshot(d, run_dir / snapshot_name(p.cur_nimg))
-            next_snap = (p.cur_nimg // snap_every + 1) * snap_every
+
+    def snapshot() -> None:
+        if on_snapshot is not None:
+            rec = on_snapshot(d, run_dir)
+            if rec:
+                append_jsonl(stats_path, {"kimg": d.progress.cur_nimg / 1000, **rec})
+        save_distill_snapshot(d, run_dir / snapshot_name(d.progress.cur_nimg))
+
+    run_ticks(d.progress, lambda: distill_step(d), stats_path, total_kimg, snap_kimg, tick_kimg, d.rank == 0,
+              snapshot, lambda: check_replicas_consistent(d), on_tick)
 
 
 def write_config(run_dir: Path, cfg: DistillConfig) -> None:

@@ -480,18 +480,18 @@ def append_jsonl(path: Path, record: dict) -> None:
 # the loop
 
 
-def training_loop(t: Trainer, batches, all_labels: np.ndarray, run_dir: Path, total_kimg: float, snap_kimg: float,
-                  tick_kimg: float, on_tick: Callable[[dict], None] | None = None) -> None:
-    """Train until ``total_kimg``; log every tick, write a grid + snapshot every ``snap_kimg`` and at the end."""
-    p = t.progress
-    stats_path = run_dir / "stats.jsonl"
-    next_snap = (p.cur_nimg // int(snap_kimg * 1000) + 1) * int(snap_kimg * 1000)
+def run_ticks(p: Progress, step: Callable[[], dict[str, float]], stats_path: Path, total_kimg: float,
+              snap_kimg: float, tick_kimg: float, is_main: bool, snapshot: Callable[[], None],
+              check: Callable[[], None], on_tick: Callable[[dict], None] | None = None) -> None:
+    """The loop shared by training and distillation: ``step()`` (one optimisation step; advances ``p`` and returns
+    terms to average) until ``total_kimg``; a ``stats.jsonl`` record every ``tick_kimg``; every ``snap_kimg`` and
+    at the end ``check()`` (replica consistency, all processes) then, on the main process, ``snapshot()``."""
+    snap_every = max(int(snap_kimg * 1000), 1)
+    next_snap = (p.cur_nimg // snap_every + 1) * snap_every
     tick_start = time.time()
-    it = iter(batches)
     acc: dict[str, list[float]] = {}
     while p.cur_nimg < total_kimg * 1000:
-        reals, labels = next(it)
-        for k, v in train_step(t, reals, labels, all_labels).items():
+        for k, v in step().items():
             acc.setdefault(k, []).append(v)
         done = p.cur_nimg >= total_kimg * 1000
         if p.cur_nimg - p.tick_start_nimg >= tick_kimg * 1000 or done:
@@ -500,7 +500,7 @@ def training_loop(t: Trainer, batches, all_labels: np.ndarray, run_dir: Path, to
             kimg_done = (p.cur_nimg - p.tick_start_nimg) / 1000
             record = {"tick": p.cur_tick, "kimg": p.cur_nimg / 1000, "sec_per_kimg": dt / max(kimg_done, 1e-9),
                       "elapsed_sec": p.elapsed_sec, **{k: float(np.mean(v)) for k, v in acc.items()}}
-            if t.rank == 0:
+            if is_main:
                 append_jsonl(stats_path, record)
                 if on_tick is not None:
                     on_tick(record)
@@ -509,8 +509,21 @@ def training_loop(t: Trainer, batches, all_labels: np.ndarray, run_dir: Path, to
             p.tick_start_nimg = p.cur_nimg
             tick_start = time.time()
         if p.cur_nimg >= next_snap or done:
-            check_replicas_consistent(t)
-            if t.rank == 0:
-                save_grid(t.G_ema, run_dir / f"fakes{p.cur_nimg // 1000:06d}.png", t.cfg.run.grid, t.cfg.run.seed)
-                save_training_snapshot(t, run_dir / snapshot_name(p.cur_nimg))
-            next_snap = (p.cur_nimg // int(snap_kimg * 1000) + 1) * int(snap_kimg * 1000)
+            check()
+            if is_main:
+                snapshot()
+            next_snap = (p.cur_nimg // snap_every + 1) * snap_every
+
+
+def training_loop(t: Trainer, batches, all_labels: np.ndarray, run_dir: Path, total_kimg: float, snap_kimg: float,
+                  tick_kimg: float, on_tick: Callable[[dict], None] | None = None) -> None:
+    """Train until ``total_kimg``; log every tick, write a grid + snapshot every ``snap_kimg`` and at the end."""
+    it = iter(batches)
+
+    def snapshot() -> None:
+        kimg = t.progress.cur_nimg // 1000
+        save_grid(t.G_ema, run_dir / f"fakes{kimg:06d}.png", t.cfg.run.grid, t.cfg.run.seed)
+        save_training_snapshot(t, run_dir / snapshot_name(t.progress.cur_nimg))
+
+    run_ticks(t.progress, lambda: train_step(t, *next(it), all_labels), run_dir / "stats.jsonl", total_kimg,
+              snap_kimg, tick_kimg, t.rank == 0, snapshot, lambda: check_replicas_consistent(t), on_tick)
