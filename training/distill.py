@@ -45,7 +45,7 @@ from core.triplane import RenderOptions
 from . import losses, schedules
 from .distill_config import DistillConfig, dump_distill_config
 from .loop import (Progress, _all_reduce_grads, _sanitize_grads, append_jsonl, rng_state, run_ticks,
-                   set_rng_state, snapshot_name)
+                   set_rng_state, snapshot_name, update_ema)
 
 TEACHER_ONLY_EXTRA = ("train", "student", "distill")  # extras not carried from the teacher file into snapshots
 EVAL_SEED_OFFSET = 1_000_003                         # held-out pairs never coincide with training draws
@@ -337,11 +337,7 @@ def distill_step(d: Distiller) -> dict[str, float]:
             phase(d.D, d.D_opt, d_reg)
 
     beta = schedules.ema_beta(cfg.optim.batch, p.cur_nimg, cfg.optim.ema_kimg, cfg.optim.ema_rampup)
-    with torch.no_grad():
-        for pe, ps in zip(d.student_ema.parameters(), d.student.parameters()):
-            pe.copy_(ps.detach().lerp(pe, beta))
-        for be, bs in zip(d.student_ema.buffers(), d.student.buffers()):
-            be.copy_(bs)
+    update_ema(d.student_ema, d.student, beta)
     p.cur_nimg += n * d.world_size
     p.batch_idx += 1
     out = {k: float(np.mean(v)) for k, v in stats.items()}

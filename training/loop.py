@@ -284,13 +284,8 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
         if L.gamma_patch > 0 and L.r1_interval > 0 and p.batch_idx % L.r1_interval == 0:
             phase(t.patch.D, t.patch.opt, lambda i: mimic3d.d_patch_reg(t, real_chunks[i][0], sigma, note))
 
-    # EMA
     beta = schedules.ema_beta(batch, nimg, cfg.ema_kimg, t.ema_rampup)
-    with torch.no_grad():
-        for pe, pg in zip(t.G_ema.parameters(), t.G.parameters()):
-            pe.copy_(pg.detach().lerp(pe, beta))
-        for be, bg in zip(t.G_ema.buffers(), t.G.buffers()):
-            be.copy_(bg)
+    update_ema(t.G_ema, t.G, beta)
     p.cur_nimg += batch * t.world_size
     p.batch_idx += 1
     update_augment(t)
@@ -299,6 +294,15 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
         out["augment/p"] = float(t.augment.p)
     out.update({"schedule/swap_prob": swap, "schedule/nrr": nrr, "schedule/blur_sigma": sigma, "schedule/ema_beta": beta})
     return out
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> None:
+    """Parameters: ema <- beta * ema + (1 - beta) * model; buffers copied (StyleGAN2/EG3D's G_ema update)."""
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.copy_(pm.detach().lerp(pe, beta))
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
 
 
 def _all_reduce_grads(module: torch.nn.Module, world_size: int) -> None:
