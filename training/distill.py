@@ -45,7 +45,7 @@ from core.triplane import RenderOptions
 from . import losses, schedules
 from .distill_config import DistillConfig, dump_distill_config
 from .loop import (Progress, _all_reduce_grads, _sanitize_grads, append_jsonl, rng_state, run_ticks,
-                   set_rng_state, snapshot_name, update_ema)
+                   set_rng_state, snapshot_name, snapshot_tag, update_ema)
 
 TEACHER_ONLY_EXTRA = ("train", "student", "distill")  # extras not carried from the teacher file into snapshots
 EVAL_SEED_OFFSET = 1_000_003                         # held-out pairs never coincide with training draws
@@ -405,19 +405,19 @@ def restore_distill_snapshot(d: Distiller, snap: Snapshot, name: str = "the snap
 
 def distill_loop(d: Distiller, run_dir: Path, total_kimg: float, snap_kimg: float, tick_kimg: float,
                  on_tick: Callable[[dict], None] | None = None,
-                 on_snapshot: Callable[[Distiller, Path], dict] | None = None) -> None:
+                 on_snapshot: Callable[[Distiller, Path, str], dict] | None = None) -> int | None:
     """Distil until ``total_kimg``; log every tick to stats.jsonl; every ``snap_kimg`` (and at the end) call
     ``on_snapshot`` (grid, held-out evaluation: returns a record to log) and write a snapshot."""
     stats_path = run_dir / "stats.jsonl"
 
-    def snapshot() -> None:
+    def snapshot(nimg: int) -> None:
         if on_snapshot is not None:
-            rec = on_snapshot(d, run_dir)
+            rec = on_snapshot(d, run_dir, snapshot_tag(nimg))
             if rec:
                 append_jsonl(stats_path, {"kimg": d.progress.cur_nimg / 1000, **rec})
-        save_distill_snapshot(d, run_dir / snapshot_name(d.progress.cur_nimg))
+        save_distill_snapshot(d, run_dir / snapshot_name(nimg))
 
-    run_ticks(d.progress, lambda: distill_step(d), stats_path, total_kimg, snap_kimg, tick_kimg, d.rank == 0,
+    return run_ticks(d.progress, lambda: distill_step(d), stats_path, total_kimg, snap_kimg, tick_kimg, d.rank == 0,
               snapshot, lambda: check_replicas_consistent(d), on_tick)
 
 

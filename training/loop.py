@@ -20,6 +20,7 @@ import copy
 import json
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -409,13 +410,30 @@ def restore_training_snapshot(t: Trainer, source: Path | Snapshot) -> None:
         t.augment.p.fill_(train["augment_p"])
 
 
-def snapshot_name(cur_nimg: int) -> str:
-    return f"{SNAPSHOT_PREFIX}{cur_nimg // 1000:06d}.pkl"
+def snapshot_tag(nimg: int) -> str:
+    """'000012' at a whole kimg (EG3D's names), '000012.500' between (a fractional ``--snap-kimg``, or a final
+    snapshot off the snapshot grid), so that no snapshot overwrites another."""
+    kimg, rest = divmod(int(nimg), 1000)
+    return f"{kimg:06d}" if rest == 0 else f"{kimg:06d}.{rest:03d}"
+
+
+def snapshot_name(nimg: int) -> str:
+    return f"{SNAPSHOT_PREFIX}{snapshot_tag(nimg)}.pkl"
+
+
+_TAG = re.compile(r"^(\d{6})(?:\.(\d{3}))?$")
+
+
+def snapshot_nimg(path: Path) -> int | None:
+    """The images seen at a snapshot, from its file name (None for other names)."""
+    m = _TAG.match(path.name[len(SNAPSHOT_PREFIX):-len(".pkl")]) if path.name.startswith(SNAPSHOT_PREFIX) else None
+    return int(m.group(1)) * 1000 + int(m.group(2) or 0) if m else None
 
 
 def latest_snapshot(run_dir: Path) -> Path | None:
-    snaps = sorted(run_dir.glob(f"{SNAPSHOT_PREFIX}*.pkl"))
-    return snaps[-1] if snaps else None
+    """The run's snapshot with the most images seen (names sort wrongly once fractional tags exist)."""
+    snaps = [(n, p) for p in run_dir.glob(f"{SNAPSHOT_PREFIX}*.pkl") if (n := snapshot_nimg(p)) is not None]
+    return max(snaps)[1] if snaps else None
 
 
 def find_resume_run(outdir: Path) -> Path | None:
@@ -485,11 +503,14 @@ def append_jsonl(path: Path, record: dict) -> None:
 
 
 def run_ticks(p: Progress, step: Callable[[], dict[str, float]], stats_path: Path, total_kimg: float,
-              snap_kimg: float, tick_kimg: float, is_main: bool, snapshot: Callable[[], None],
-              check: Callable[[], None], on_tick: Callable[[dict], None] | None = None) -> None:
+              snap_kimg: float, tick_kimg: float, is_main: bool, snapshot: Callable[[int], None],
+              check: Callable[[], None], on_tick: Callable[[dict], None] | None = None) -> int | None:
     """The loop shared by training and distillation: ``step()`` (one optimisation step; advances ``p`` and returns
     terms to average) until ``total_kimg``; a ``stats.jsonl`` record every ``tick_kimg``; every ``snap_kimg`` and
-    at the end ``check()`` (replica consistency, all processes) then, on the main process, ``snapshot()``."""
+    at the end ``check()`` (replica consistency, all processes) then, on the main process, ``snapshot(nimg)``,
+    where nimg names the snapshot: the last snapshot-grid point passed, or the images seen for a final snapshot
+    off the grid. Returns the last snapshot's nimg (None if none was written)."""
+    last = None
     snap_every = max(int(snap_kimg * 1000), 1)
     next_snap = (p.cur_nimg // snap_every + 1) * snap_every
     tick_start = time.time()
@@ -514,20 +535,22 @@ def run_ticks(p: Progress, step: Callable[[], dict[str, float]], stats_path: Pat
             tick_start = time.time()
         if p.cur_nimg >= next_snap or done:
             check()
+            last = (p.cur_nimg // snap_every) * snap_every if p.cur_nimg >= next_snap else p.cur_nimg
             if is_main:
-                snapshot()
+                snapshot(last)
             next_snap = (p.cur_nimg // snap_every + 1) * snap_every
+    return last
 
 
 def training_loop(t: Trainer, batches, all_labels: np.ndarray, run_dir: Path, total_kimg: float, snap_kimg: float,
-                  tick_kimg: float, on_tick: Callable[[dict], None] | None = None) -> None:
-    """Train until ``total_kimg``; log every tick, write a grid + snapshot every ``snap_kimg`` and at the end."""
+                  tick_kimg: float, on_tick: Callable[[dict], None] | None = None) -> int | None:
+    """Train until ``total_kimg``; log every tick, write a grid + snapshot every ``snap_kimg`` and at the end.
+    Returns the last snapshot's nimg (see :func:`run_ticks`)."""
     it = iter(batches)
 
-    def snapshot() -> None:
-        kimg = t.progress.cur_nimg // 1000
-        save_grid(t.G_ema, run_dir / f"fakes{kimg:06d}.png", t.cfg.run.grid, t.cfg.run.seed)
-        save_training_snapshot(t, run_dir / snapshot_name(t.progress.cur_nimg))
+    def snapshot(nimg: int) -> None:
+        save_grid(t.G_ema, run_dir / f"fakes{snapshot_tag(nimg)}.png", t.cfg.run.grid, t.cfg.run.seed)
+        save_training_snapshot(t, run_dir / snapshot_name(nimg))
 
-    run_ticks(t.progress, lambda: train_step(t, *next(it), all_labels), run_dir / "stats.jsonl", total_kimg,
+    return run_ticks(t.progress, lambda: train_step(t, *next(it), all_labels), run_dir / "stats.jsonl", total_kimg,
               snap_kimg, tick_kimg, t.rank == 0, snapshot, lambda: check_replicas_consistent(t), on_tick)

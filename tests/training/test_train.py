@@ -87,3 +87,33 @@ def test_bf16_training_step_on_cpu(tmp_path):
     (run,) = list(out.iterdir())
     stats = _stats(run)
     assert stats and all(np.isfinite(v) for r in stats for k, v in r.items() if k.startswith("loss/"))
+
+
+def test_snapshot_names_never_collide_and_latest_is_by_images_seen(tmp_path):
+    """Whole-kimg snapshots keep EG3D's names; fractional ones get a .NNN suffix; --resume picks the most images."""
+    from training.loop import latest_snapshot, snapshot_name, snapshot_nimg, snapshot_tag
+    assert snapshot_name(12000) == "network-snapshot-000012.pkl" and snapshot_tag(12500) == "000012.500"
+    assert snapshot_tag(4) == "000000.004"
+    for nimg in (500, 1000, 1500, 2000, 2528):
+        (tmp_path / snapshot_name(nimg)).write_bytes(b"")
+        assert snapshot_nimg(tmp_path / snapshot_name(nimg)) == nimg
+    (tmp_path / "network-snapshot-latest.pkl").write_bytes(b"")  # not a snapshot tag: ignored
+    assert latest_snapshot(tmp_path).name == "network-snapshot-000002.528.pkl"
+
+
+@pytest.mark.parametrize("batch, snap_kimg, total_kimg, expect", [
+    (250, 0.5, 2.6, [500, 1000, 1500, 2000, 2500, 2750]),   # fractional interval, final snapshot off the grid
+    (320, 1.0, 2.5, [1000, 2000, 2560]),                     # EG3D-style: named by the grid point passed
+])
+def test_run_ticks_snapshot_points(tmp_path, batch, snap_kimg, total_kimg, expect):
+    from training.loop import Progress, run_ticks
+    p = Progress()
+
+    def step():
+        p.cur_nimg += batch
+        return {"loss": 1.0}
+
+    saved = []
+    last = run_ticks(p, step, tmp_path / "stats.jsonl", total_kimg, snap_kimg, 0.5, True, saved.append, lambda: None)
+    assert saved == expect and last == expect[-1]
+    assert all("loss" in json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines())

@@ -134,9 +134,8 @@ def run(args: argparse.Namespace) -> int:
             if resume_path is None:  # the untrained student's scores: the baseline of the curve
                 loop.append_jsonl(run_dir / "stats.jsonl", {"kimg": 0.0, **evaluate(d.student_ema, held, d.lpips)})
 
-    def on_snapshot(dd: distill.Distiller, rd: Path) -> dict:
-        kimg = dd.progress.cur_nimg // 1000
-        save_comparison_grid(dd, rd / f"compare{kimg:06d}.png", cfg.run.grid, cfg.run.seed)
+    def on_snapshot(dd: distill.Distiller, rd: Path, tag: str) -> dict:
+        save_comparison_grid(dd, rd / f"compare{tag}.png", cfg.run.grid, cfg.run.seed)
         return evaluate(dd.student_ema, held, dd.lpips) if held is not None else {}
 
     total = cfg.run.kimg
@@ -150,12 +149,12 @@ def run(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        distill.distill_loop(d, run_dir, total, cfg.run.snap_kimg, cfg.run.tick_kimg, on_tick=on_tick,
+        last = distill.distill_loop(d, run_dir, total, cfg.run.snap_kimg, cfg.run.tick_kimg, on_tick=on_tick,
                              on_snapshot=on_snapshot)
     finally:
         bar.close()
         if world > 1:
             torch.distributed.destroy_process_group()
     if rank == 0:
-        print(f"done: {run_dir / loop.snapshot_name(d.progress.cur_nimg)}")
+        print(f"done: {run_dir / loop.snapshot_name(d.progress.cur_nimg if last is None else last)}")
     return 0

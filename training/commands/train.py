@@ -120,14 +120,14 @@ def run(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        loop.training_loop(t, batches, dataset.labels(), run_dir, total, cfg.run.snap_kimg, cfg.run.tick_kimg,
+        last = loop.training_loop(t, batches, dataset.labels(), run_dir, total, cfg.run.snap_kimg, cfg.run.tick_kimg,
                            on_tick=on_tick)
     finally:
         bar.close()
         if world > 1:
             torch.distributed.destroy_process_group()
     if rank == 0:
-        print(f"done: {run_dir / loop.snapshot_name(t.progress.cur_nimg)}")
+        print(f"done: {run_dir / loop.snapshot_name(t.progress.cur_nimg if last is None else last)}")
     return 0
 
 
