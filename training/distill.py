@@ -35,6 +35,7 @@ from core.checkpoint import build_discriminator, load_state_strict, save_snapsho
 from core.config import ConfigError, DiscriminatorConfig, from_dict, to_dict
 from core.discriminator import DualDiscriminator
 from core.lpips import LPIPS, LPIPSWeightsError
+from core.metrics.fidelity import psnr
 from core.model import Model, model_from_snapshot
 from core.network_pickle import CheckpointError
 from core.snapshot import Snapshot
@@ -244,12 +245,6 @@ def weighted_reconstruction(d: Distiller, terms: dict[str, Tensor]) -> Tensor:
     if "image_lpips" in terms:
         total = total + L.lpips_weight * terms["image_lpips"]
     return total
-
-
-def psnr(x: Tensor, y: Tensor) -> Tensor:
-    """PSNR in dB of images in [-1, 1] (clamped), per sample.  # [B]"""
-    mse = ((x.clamp(-1, 1) - y.clamp(-1, 1)) / 2).square().mean(dim=[1, 2, 3])
-    return -10 * torch.log10(mse.clamp_min(1e-10))
 
 
 def lr_factor(cur_nimg: int, total_kimg: float, rampdown: float) -> float:

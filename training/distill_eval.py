@@ -19,9 +19,10 @@ import torch
 from torch import Tensor
 
 from core.cameras import Camera
+from core.metrics.fidelity import psnr
 from core.student import StudentGenerator
 
-from .distill import EVAL_SEED_OFFSET, Distiller, psnr, sample_pairs, teacher_targets
+from .distill import EVAL_SEED_OFFSET, Distiller, sample_pairs, teacher_targets
 
 
 @dataclass

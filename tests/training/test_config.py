@@ -15,24 +15,20 @@ def test_expected_presets_exist():
     assert {"synth-tiny", "synth-64", "ffhq512", "afhq512", "shapenet128"} <= set(PRESETS)
 
 
-@pytest.mark.parametrize("name", PRESETS)
-def test_every_preset_loads_strictly_and_round_trips(name, tmp_path):
-    cfg = load_config(name)
-    assert isinstance(cfg, TrainConfig)
-    out = tmp_path / "resolved.yaml"
-    out.write_text(dump_config(cfg))
-    assert load_config(out) == cfg
-
-
-@pytest.mark.parametrize("name", DISTILL_PRESETS)
-def test_every_distill_preset_loads_strictly_and_round_trips(name, tmp_path):
+def _schemas():
     from training.distill_config import DistillConfig, dump_distill_config, load_distill_config
+    return {"train": (load_config, dump_config, TrainConfig),
+            "distill": (load_distill_config, dump_distill_config, DistillConfig)}
 
-    cfg = load_distill_config(name)
-    assert isinstance(cfg, DistillConfig)
+
+@pytest.mark.parametrize("kind, name", [("train", n) for n in PRESETS] + [("distill", n) for n in DISTILL_PRESETS])
+def test_every_preset_loads_strictly_and_round_trips(kind, name, tmp_path):
+    load, dump, cls = _schemas()[kind]
+    cfg = load(name)
+    assert isinstance(cfg, cls)
     out = tmp_path / "resolved.yaml"
-    out.write_text(dump_distill_config(cfg))
-    assert load_distill_config(out) == cfg
+    out.write_text(dump(cfg))
+    assert load(out) == cfg
 
 
 def test_distill_preset_rejects_unknown_overrides_and_names():
