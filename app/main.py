@@ -1,5 +1,5 @@
-"""Command line of the viewer: ``python run_viz.py [--pkl X] [--device D] [--screenshot out.png [--frames N]
-[--size WxH]]``. Bad input -> one ``error: ...`` line and a non-zero exit status, never a traceback."""
+"""Command line of the viewer: ``python run_viz.py [--pkl X] [--device D] [--mesh GRID] [--screenshot out.png
+[--frames N] [--size WxH]]``. Bad input -> one ``error: ...`` line and a non-zero exit status, never a traceback."""
 from __future__ import annotations
 
 import argparse
@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="latent seed at start (default 0)")
     p.add_argument("--yaw", type=float, default=0.0, help="camera yaw at start, degrees from frontal")
     p.add_argument("--pitch", type=float, default=0.0, help="camera pitch at start, degrees from frontal")
+    p.add_argument("--mesh", type=int, default=0, metavar="GRID",
+                   help="once the model is loaded, extract the start latent's mesh on a GRID^3 grid and open the mesh "
+                        "pane (with --screenshot the capture waits for it)")
+    p.add_argument("--mesh-level", type=float, default=10.0, help="iso level of --mesh (raw density; default 10)")
     return p
 
 
@@ -67,8 +71,32 @@ def check_model_path(path: str) -> str:
     return path
 
 
-def screenshot(viewer, out: str, frames: int, timeout: float) -> int:
-    """Run frames until every pane shows a finished render (and at least ``frames``), then save the window."""
+def mesh_widget(viewer):
+    from .widgets.mesh import MeshWidget
+    return next(w for w in viewer.widgets if isinstance(w, MeshWidget))
+
+
+def request_start_mesh(viewer, grid: int, level: float) -> None:
+    """Extract the start latent's mesh as soon as the model is loaded (``--mesh``); the mesh pane opens with it."""
+    w = mesh_widget(viewer)
+    w.resolution, w.level = grid, level
+    viewer.pending_after_load = w.extract
+
+
+def _mesh_state(viewer, wanted: bool) -> str:
+    """'none' (no mesh asked for), 'waiting', 'shown' or the extraction's error message."""
+    if not wanted:
+        return "none"
+    task = mesh_widget(viewer).task
+    if task is not None and task.done and task.error:
+        return f"mesh: {task.error}"
+    shown = task is not None and task.done and viewer.mesh_view is not None and viewer.mesh_view.n_faces > 0
+    return "shown" if shown else "waiting"
+
+
+def screenshot(viewer, out: str, frames: int, timeout: float, mesh: bool = False) -> int:
+    """Run frames until every pane (and the ``mesh`` pane when one was asked for) shows a finished render, and at
+    least ``frames``, then save the window."""
     from .capture import save_png
     deadline = time.monotonic() + timeout
     n = 0
@@ -76,7 +104,11 @@ def screenshot(viewer, out: str, frames: int, timeout: float) -> int:
         if viewer.info is None and viewer.load_error is not None and viewer.renderer.idle:
             print(f"error: {viewer.load_error}", file=sys.stderr)
             return EXIT_FAILED
-        ready = n + 1 >= frames and viewer.settled()
+        state = _mesh_state(viewer, mesh)
+        if state not in ("none", "waiting", "shown"):
+            print(f"error: {state}", file=sys.stderr)
+            return EXIT_FAILED
+        ready = n + 1 >= frames and viewer.settled() and state != "waiting"
         shot = viewer.step(capture=ready)
         n += 1
         if ready:
@@ -86,8 +118,8 @@ def screenshot(viewer, out: str, frames: int, timeout: float) -> int:
         if time.monotonic() > deadline:
             print(f"error: renders did not finish within {timeout:.0f} s", file=sys.stderr)
             return EXIT_FAILED
-        if not viewer.renderer.idle:
-            time.sleep(0.01)  # leave the CPU to the render thread
+        if not viewer.renderer.idle or state == "waiting":
+            time.sleep(0.01)  # leave the CPU to the render thread and the mesh task
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--seed must be >= 0")
     if abs(args.pitch) >= 85:
         raise UsageError("--pitch must be within (-85, 85) degrees")
+    if args.mesh and not 16 <= args.mesh <= 512:
+        raise UsageError("--mesh must be a grid size from 16 to 512")
     import torch
     if args.device != "auto" and not (args.device == "cpu" or args.device.startswith("cuda")):
         raise UsageError(f"--device must be auto, cpu or cuda[:N], got {args.device!r}")
@@ -127,9 +161,11 @@ def _run_viewer(args: argparse.Namespace, size: tuple[int, int], path: str) -> i
         viewer.state.render.view = args.view
         viewer.state.latent.seed = args.seed
         viewer.initial_camera = (math.radians(args.yaw), math.radians(args.pitch))
+        if args.mesh:
+            request_start_mesh(viewer, args.mesh, args.mesh_level)
         viewer.open_model(path)
         if args.screenshot:
-            return screenshot(viewer, args.screenshot, args.frames, args.timeout)
+            return screenshot(viewer, args.screenshot, args.frames, args.timeout, mesh=bool(args.mesh))
         return viewer.run(exit_on_load_error=True)
     finally:
         viewer.close()

@@ -38,7 +38,8 @@ class Task:
         except Exception as e:  # noqa: BLE001 - shown in the panel that started the job
             if not self._cancel.is_set():
                 self.error = error_line(e)
-                traceback.print_exc()
+                if not isinstance(e, (ValueError, OSError)):  # bad input / files are told in one line; bugs get
+                    traceback.print_exc()                     # their traceback on stderr too
         finally:
             self.elapsed = time.monotonic() - self.started
             self._done.set()

@@ -4,7 +4,8 @@ Measures ms per image of the ``sr2d`` branch (mapping + backbone + volume render
 a frontal camera) for
 
 * ``fixture``: the model in ``--network`` (default: the EG3D reference fixture) at its own neural rendering
-  resolution and samples per ray;
+  resolution and samples per ray; when it is a Mimic3D model with detail tri-planes, also its ``direct3d`` branch
+  at its output resolution;
 * ``ffhq512``: EG3D's official FFHQ-512 architecture with random weights (256^2 tri-planes, 8XDC
   super-resolution to 512), at each ``--nrr`` with 48+48 samples per ray;
 
@@ -435,6 +436,11 @@ def build_cases(settings: Settings, models: dict[str, TriPlaneGenerator]) -> lis
                 for sampling in settings.sampling:
                     cases.append(Case(name, nrr, r.depth_resolution, r.depth_resolution_importance, batch, sampling,
                                       branch))
+        if name == "fixture" and getattr(G, "has_direct3d", False):  # a Mimic3D model: its own direct3d too
+            for batch in settings.batches:
+                for sampling in settings.sampling:
+                    cases.append(Case(name, G.img_resolution, r.depth_resolution, r.depth_resolution_importance,
+                                      batch, sampling, "direct3d"))
     return cases
 
 

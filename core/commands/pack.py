@@ -1,7 +1,7 @@
 """``python -m core pack``: a lean inference copy of a model file (what ``assets/default.pkl`` is made with).
 
     python -m core pack --network runs/.../network-snapshot-000030.pkl --out assets/default.pkl \\
-        [--command "python -m training train ..." ...] [--note TEXT] [--keep-discriminators]
+        [--command "python -m training train ..." ...] [--note TEXT] [--keep-discriminators] [--half]
 
 Keeps what the branches render from -- the generator config and ``G_ema`` (sr2d, direct3d) and the distilled
 student (``extra['student']``) -- and drops the training state: the non-EMA generator ``G``, the discriminators
@@ -9,12 +9,17 @@ student (``extra['student']``) -- and drops the training state: the non-EMA gene
 distillation state. ``extra['provenance']`` records the source file's name, the branches, the kimg it was
 saved at (training and/or distillation) and, in order, the ``--command`` lines that reproduce it. The input may be a Trident snapshot or an
 EG3D/Mimic3D pickle (read by the restricted loader); the output is a plain-data Trident file, written atomically.
+``--half`` stores the floating-point weights as float16 (half the size; every loader casts them back to the
+module's float32, so renders differ from the source only by the float16 rounding of the weights);
+``extra['provenance']['storage']`` says which.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 from pathlib import Path
+
+import torch
 
 from ..atomic import check_output_location
 from ..checkpoint import load_snapshot, save_snapshot
@@ -33,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="a command that produced the model (repeat, in order); stored in extra['provenance']")
     p.add_argument("--note", default=None, help="free text stored in extra['provenance']")
     p.add_argument("--keep-discriminators", action="store_true", help="keep D and D_patch (for fine-tuning)")
+    p.add_argument("--half", action="store_true", help="store the floating-point weights as float16 (half the size)")
     return p
 
 
@@ -47,26 +53,39 @@ def _kimg(extra: dict) -> dict[str, float]:
     return out
 
 
+def to_half(obj: object) -> object:
+    """``obj`` (nested dicts / lists of tensors and plain data) with every float32/float64 tensor as float16."""
+    if isinstance(obj, torch.Tensor):
+        return obj.half() if obj.dtype in (torch.float32, torch.float64) else obj
+    if isinstance(obj, dict):
+        return {k: to_half(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_half(v) for v in obj)
+    return obj
+
+
 def pack(snap: Snapshot, source: str, commands: list[str], note: str | None = None,
-         keep_discriminators: bool = False) -> Snapshot:
-    """The inference part of ``snap`` plus its provenance."""
+         keep_discriminators: bool = False, half: bool = False) -> Snapshot:
+    """The inference part of ``snap`` plus its provenance (weights as float16 with ``half``)."""
     branches = list(model_from_snapshot(snap, "cpu").branches)
-    provenance = {"source": source, "branches": branches, "kimg": _kimg(snap.extra), "commands": list(commands)}
+    provenance = {"source": source, "branches": branches, "kimg": _kimg(snap.extra), "commands": list(commands),
+                  "storage": "float16" if half else "float32"}
     if note:
         provenance["note"] = note
-    extra = {k: snap.extra[k] for k in KEPT_EXTRA if k in snap.extra}
+    extra = {k: to_half(snap.extra[k]) if half else snap.extra[k] for k in KEPT_EXTRA if k in snap.extra}
     extra["provenance"] = provenance
     keep = keep_discriminators
-    return dataclasses.replace(snap, G=None, extra=extra,
+    cast = to_half if half else (lambda x: x)
+    return dataclasses.replace(snap, G=None, G_ema=cast(snap.G_ema), extra=extra,
                                discriminator=snap.discriminator if keep else None, D=snap.D if keep else None,
                                patch_discriminator=snap.patch_discriminator if keep else None,
-                               D_patch=snap.D_patch if keep else None)
+                               D_patch=cast(snap.D_patch) if keep else None)
 
 
 def run(args: argparse.Namespace) -> int:
     check_output_location(args.out)
     snap = load_snapshot(args.network)
-    lean = pack(snap, Path(args.network).name, args.commands, args.note, args.keep_discriminators)
+    lean = pack(snap, Path(args.network).name, args.commands, args.note, args.keep_discriminators, args.half)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_snapshot(args.out, lean)
     size = args.out.stat().st_size / 2**20

@@ -42,7 +42,29 @@ def test_screenshot_mode_with_a_corrupt_pickle_prints_one_line_and_fails(tmp_pat
     assert not out.exists()
 
 
+def test_screenshot_with_start_mesh_waits_for_the_mesh_pane(tmp_path, display, capsys):
+    """--mesh GRID extracts the start latent's mesh once the model is loaded; the capture shows the mesh pane."""
+    out = tmp_path / "mesh.png"
+    threads = str(__import__("torch").get_num_threads())
+    pkl = str(require(EG3D_FIXTURE / "network.pkl"))
+    # the fixture's random field: raw density spans about -0.6 .. 1.1
+    assert app_main.main(["--pkl", pkl, "--screenshot", str(out), "--size", "960x400", "--threads", threads,
+                          "--mesh", "32", "--mesh-level", "0.4"]) == 0
+    assert capsys.readouterr().out.startswith(f"saved {out} (960x400, ")
+    img = np.asarray(Image.open(out)).astype(int)
+    right = img[60:380, 700:940]  # the mesh pane, right of the sr2d pane
+    assert (np.abs(right - right[-2, -2]).sum(-1) > 30).mean() > 0.05  # a mesh is drawn there
+    # an iso level outside the density's range: one error line, no file
+    bad = tmp_path / "bad.png"
+    assert app_main.main(["--pkl", pkl, "--screenshot", str(bad), "--size", "640x360", "--threads", threads,
+                          "--mesh", "16", "--mesh-level", "500"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: mesh: ") and "500" in lines[0], lines
+    assert not bad.exists()
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["--pkl", "{pkl}", "--mesh", "8"], "error: --mesh must be a grid size from 16 to 512"),
     (["--pkl", "/no/such/model.pkl"], "error: no such file: /no/such/model.pkl"),
     (["--pkl", "."], "error: . is a directory, not a model file"),
     (["--pkl", "{pkl}", "--size", "big"], "error: --size must look like 1280x800, got 'big'"),

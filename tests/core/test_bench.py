@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import EG3D_FIXTURE, ROOT, require
+from tests.conftest import EG3D_FIXTURE, MIMIC3D_FIXTURE, ROOT, require
 
 ROW_KEYS = {"model", "branch", "nrr", "samples", "batch", "sampling", "deterministic", "image_resolution", "ms_per_image",
             "ms_per_image_min", "times_ms", "cpu_times_ms", "peak_mb", "baseline_mb", "ms_per_image_reference",
@@ -130,3 +130,19 @@ def test_direct3d_rows(tmp_path, capsys, monkeypatch):
         assert r["ms_per_image"] > 0 and r["peak_mb"] >= 0 and r["ms_per_image_reference"] is None
     assert data["settings"]["direct3d_res"] == [8, 16]
     assert "direct3d" in capsys.readouterr().out
+
+
+def test_fixture_rows_include_direct3d_of_a_mimic3d_model(tmp_path):
+    """A Mimic3D --network gets its own direct3d row (at its output resolution) next to its sr2d row."""
+    require(MIMIC3D_FIXTURE / "network.pkl")
+    from core.__main__ import main
+    out = tmp_path / "m.json"
+    rc = main(["bench", "--network", str(MIMIC3D_FIXTURE / "network.pkl"), "--models", "fixture", "--batches", "1",
+               "--sampling", "det", "--repeats", "1", "--warmup", "0", "--no-reference", "--no-student",
+               "--device", "cpu", "--out", str(out)])
+    assert rc == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["model"], r["branch"]) for r in rows] == [("fixture", "sr2d"), ("fixture", "direct3d")]
+    sr2d, direct3d = rows
+    assert direct3d["nrr"] == direct3d["image_resolution"] == sr2d["image_resolution"] == 128
+    assert direct3d["ms_per_image"] > 0 and direct3d["peak_mb"] >= 0

@@ -7,6 +7,7 @@ import torch
 
 from core.__main__ import main
 from core.checkpoint import load_snapshot, save_snapshot
+from core.metrics.fidelity import psnr
 from core.model import load_model
 from core.student import StudentGenerator, init_from_teacher, student_config_for_teacher, student_payload
 from core.triplane import RenderOptions
@@ -39,7 +40,7 @@ def test_pack_keeps_branches_and_drops_training_state(eg3d_snapshot, eg3d_G, tmp
     assert lean.extra["provenance"] == {"source": src.name, "branches": ["sr2d", "student"],
                                         "kimg": {"train": 30.0, "distill": 12.0},
                                         "commands": ["python -m training train A", "python -m training distill B"],
-                                        "note": "test"}
+                                        "storage": "float32", "note": "test"}
     assert out.stat().st_size < src.stat().st_size
     a, b = load_model(src), load_model(out)
     ws = a.ws_from_seed(3, truncation_psi=0.7)
@@ -50,6 +51,26 @@ def test_pack_keeps_branches_and_drops_training_state(eg3d_snapshot, eg3d_G, tmp
     # --keep-discriminators keeps D for fine-tuning; an EG3D pickle packs as well
     assert main(["pack", "--network", str(src), "--out", str(out), "--keep-discriminators"]) == 0
     assert load_snapshot(out).D is not None
+
+
+def test_pack_half_stores_float16_and_renders_within_rounding(eg3d_snapshot, eg3d_G, tmp_path):
+    src = tmp_path / "network-snapshot-000012.pkl"
+    _distilled_file(eg3d_snapshot, eg3d_G, src)
+    full, half = tmp_path / "full.pkl", tmp_path / "half.pkl"
+    assert main(["pack", "--network", str(src), "--out", str(full)]) == 0
+    assert main(["pack", "--network", str(src), "--out", str(half), "--half"]) == 0
+    lean = load_snapshot(half)
+    assert lean.extra["provenance"]["storage"] == "float16"
+    floats = [t for t in [*lean.G_ema.values(), *lean.extra["student"]["state"].values()] if t.is_floating_point()]
+    assert floats and all(t.dtype == torch.float16 for t in floats)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    a, b = load_model(full), load_model(half)
+    ws = a.ws_from_seed(5, truncation_psi=0.7)
+    c = a.camera_label(-0.3, 0.1)
+    for branch in ("sr2d", "student"):
+        x, y = (m.render(branch, ws, c, RenderOptions())["image"] for m in (a, b))
+        assert y.dtype == torch.float32 and not torch.equal(x, y)  # float16 weights, float32 compute
+        assert psnr(x, y).item() > 40  # only the weights' float16 rounding separates them
 
 
 def test_pack_errors(eg3d_fixture_dir, tmp_path, capsys):
