@@ -83,15 +83,14 @@ def request_start_mesh(viewer, grid: int, level: float) -> None:
     viewer.pending_after_load = w.extract
 
 
-def _mesh_state(viewer, wanted: bool) -> str:
-    """'none' (no mesh asked for), 'waiting', 'shown' or the extraction's error message."""
-    if not wanted:
-        return "none"
+def start_mesh_status(viewer) -> tuple[bool, str | None]:
+    """(shown, error) of the ``--mesh`` extraction: shown once its result is in the mesh pane."""
     task = mesh_widget(viewer).task
-    if task is not None and task.done and task.error:
-        return f"mesh: {task.error}"
-    shown = task is not None and task.done and viewer.mesh_view is not None and viewer.mesh_view.n_faces > 0
-    return "shown" if shown else "waiting"
+    if task is None or not task.done:
+        return False, None
+    if task.error:
+        return False, task.error
+    return viewer.mesh_view is not None and viewer.mesh_view.n_faces > 0, None
 
 
 def screenshot(viewer, out: str, frames: int, timeout: float, mesh: bool = False) -> int:
@@ -104,11 +103,11 @@ def screenshot(viewer, out: str, frames: int, timeout: float, mesh: bool = False
         if viewer.info is None and viewer.load_error is not None and viewer.renderer.idle:
             print(f"error: {viewer.load_error}", file=sys.stderr)
             return EXIT_FAILED
-        state = _mesh_state(viewer, mesh)
-        if state not in ("none", "waiting", "shown"):
-            print(f"error: {state}", file=sys.stderr)
+        mesh_shown, mesh_error = start_mesh_status(viewer) if mesh else (True, None)
+        if mesh_error:
+            print(f"error: mesh: {mesh_error}", file=sys.stderr)
             return EXIT_FAILED
-        ready = n + 1 >= frames and viewer.settled() and state != "waiting"
+        ready = n + 1 >= frames and viewer.settled() and mesh_shown
         shot = viewer.step(capture=ready)
         n += 1
         if ready:
@@ -118,7 +117,7 @@ def screenshot(viewer, out: str, frames: int, timeout: float, mesh: bool = False
         if time.monotonic() > deadline:
             print(f"error: renders did not finish within {timeout:.0f} s", file=sys.stderr)
             return EXIT_FAILED
-        if not viewer.renderer.idle or state == "waiting":
+        if not viewer.renderer.idle or not mesh_shown:
             time.sleep(0.01)  # leave the CPU to the render thread and the mesh task
 
 

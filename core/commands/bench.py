@@ -5,7 +5,7 @@ a frontal camera) for
 
 * ``fixture``: the model in ``--network`` (default: the EG3D reference fixture) at its own neural rendering
   resolution and samples per ray; when it is a Mimic3D model with detail tri-planes, also its ``direct3d`` branch
-  at its output resolution;
+  at its output resolution (at the ``--direct3d-batches``);
 * ``ffhq512``: EG3D's official FFHQ-512 architecture with random weights (256^2 tri-planes, 8XDC
   super-resolution to 512), at each ``--nrr`` with 48+48 samples per ray;
 
@@ -429,18 +429,17 @@ def build_cases(settings: Settings, models: dict[str, TriPlaneGenerator]) -> lis
         G = models[name]
         r = G.cfg.rendering
         branch = BRANCH[name]
-        nrrs = ([G.cfg.neural_rendering_resolution] if name == "fixture" else
-                settings.direct3d_res if branch == "direct3d" else settings.nrrs)
-        for nrr in nrrs:
+        if name == "fixture":  # its own resolution; a Mimic3D model's direct3d at its output resolution too
+            variants = [(branch, G.cfg.neural_rendering_resolution)]
+            if getattr(G, "has_direct3d", False):
+                variants.append(("direct3d", G.img_resolution))
+        else:
+            variants = [(branch, nrr) for nrr in (settings.direct3d_res if branch == "direct3d" else settings.nrrs)]
+        for branch, nrr in variants:
             for batch in (settings.direct3d_batches if branch == "direct3d" else settings.batches):
                 for sampling in settings.sampling:
                     cases.append(Case(name, nrr, r.depth_resolution, r.depth_resolution_importance, batch, sampling,
                                       branch))
-        if name == "fixture" and getattr(G, "has_direct3d", False):  # a Mimic3D model: its own direct3d too
-            for batch in settings.batches:
-                for sampling in settings.sampling:
-                    cases.append(Case(name, G.img_resolution, r.depth_resolution, r.depth_resolution_importance,
-                                      batch, sampling, "direct3d"))
     return cases
 
 
@@ -538,7 +537,8 @@ def run(args: argparse.Namespace) -> int:
         "settings": {"models": settings.models, "batches": settings.batches,
                      "nrr": settings.nrrs if "ffhq512" in models else None,
                      "direct3d_res": settings.direct3d_res if "mimic3d512" in models else None,
-                     "direct3d_batches": settings.direct3d_batches if "mimic3d512" in models else None,
+                     "direct3d_batches": (settings.direct3d_batches if any(c.branch == "direct3d" for c in cases)
+                                          else None),
                      "sampling": settings.sampling, "repeats": settings.repeats, "warmup": settings.warmup,
                      "reference": not args.no_reference, "network": str(args.network) if "fixture" in models else None,
                      "seed": SEED, "noise_mode": "const", "camera": "frontal", "tolerance": TOLERANCE},

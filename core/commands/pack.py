@@ -72,12 +72,12 @@ def pack(snap: Snapshot, source: str, commands: list[str], note: str | None = No
                   "storage": "float16" if half else "float32"}
     if note:
         provenance["note"] = note
-    extra = {k: to_half(snap.extra[k]) if half else snap.extra[k] for k in KEPT_EXTRA if k in snap.extra}
+    cast = to_half if half else (lambda x: x)
+    extra = {k: cast(snap.extra[k]) for k in KEPT_EXTRA if k in snap.extra}
     extra["provenance"] = provenance
     keep = keep_discriminators
-    cast = to_half if half else (lambda x: x)
     return dataclasses.replace(snap, G=None, G_ema=cast(snap.G_ema), extra=extra,
-                               discriminator=snap.discriminator if keep else None, D=snap.D if keep else None,
+                               discriminator=snap.discriminator if keep else None, D=cast(snap.D) if keep else None,
                                patch_discriminator=snap.patch_discriminator if keep else None,
                                D_patch=cast(snap.D_patch) if keep else None)
 

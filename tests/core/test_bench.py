@@ -137,12 +137,14 @@ def test_fixture_rows_include_direct3d_of_a_mimic3d_model(tmp_path):
     require(MIMIC3D_FIXTURE / "network.pkl")
     from core.__main__ import main
     out = tmp_path / "m.json"
-    rc = main(["bench", "--network", str(MIMIC3D_FIXTURE / "network.pkl"), "--models", "fixture", "--batches", "1",
-               "--sampling", "det", "--repeats", "1", "--warmup", "0", "--no-reference", "--no-student",
-               "--device", "cpu", "--out", str(out)])
+    rc = main(["bench", "--network", str(MIMIC3D_FIXTURE / "network.pkl"), "--models", "fixture", "--batches", "2",
+               "--direct3d-batches", "1", "--sampling", "det", "--repeats", "1", "--warmup", "0", "--no-reference",
+               "--no-student", "--device", "cpu", "--out", str(out)])
     assert rc == 0
-    rows = json.loads(out.read_text())["rows"]
-    assert [(r["model"], r["branch"]) for r in rows] == [("fixture", "sr2d"), ("fixture", "direct3d")]
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    assert [(r["model"], r["branch"], r["batch"]) for r in rows] == [("fixture", "sr2d", 2), ("fixture", "direct3d", 1)]
+    assert data["settings"]["direct3d_batches"] == [1]
     sr2d, direct3d = rows
     assert direct3d["nrr"] == direct3d["image_resolution"] == sr2d["image_resolution"] == 128
     assert direct3d["ms_per_image"] > 0 and direct3d["peak_mb"] >= 0
