@@ -1,5 +1,5 @@
-"""Background jobs of the viewer, each a thin call into core's API (``core.mesh``, ``core.video``,
-``core.inversion``) with the task's progress and cancel hooks. They run on :class:`app.tasks.Task` threads and,
+"""Background jobs of the viewer, each a thin call into core's API (``core.tools.mesh``, ``core.tools.video``,
+``core.tools.inversion``) with the task's progress and cancel hooks. They run on :class:`app.tasks.Task` threads and,
 like :mod:`app.model_backend`, are the only app code that touches torch.
 """
 from __future__ import annotations
@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from core.conventions import DEFAULT_FOV_DEG
 
 from .model_backend import ModelBackend
 from .requests import LatentSpec
@@ -33,14 +35,14 @@ class MeshJob:
 
 @dataclass
 class MeshResult:
-    mesh: object          # core.mesh.Mesh (vertices, faces, normals, colors)
-    volume: object        # core.mesh.Volume, kept to re-mesh at another iso level without querying the field
+    mesh: object          # core.tools.mesh.Mesh (vertices, faces, normals, colors)
+    volume: object        # core.tools.mesh.Volume, kept to re-mesh at another iso level without querying the field
     job: MeshJob
 
 
 def extract_mesh(backend: ModelBackend, job: MeshJob, task: Task, volume=None) -> MeshResult:
     """Density grid (or the given ``volume``) -> marching cubes at ``job.level`` -> vertex colours."""
-    from core.mesh import density_volume, extract_mesh as core_extract
+    from core.tools.mesh import density_volume, extract_mesh as core_extract
     progress, cancel = _hooks(task)
     ws = backend.ws(job.latent)
     if volume is None:
@@ -51,7 +53,7 @@ def extract_mesh(backend: ModelBackend, job: MeshJob, task: Task, volume=None) -
 
 
 def save_mesh(mesh, path: str, task: Task) -> Path:
-    from core.mesh import save_mesh as core_save
+    from core.tools.mesh import save_mesh as core_save
     task.report(0.5, f"writing {Path(path).name}")
     return core_save(mesh, path)
 
@@ -70,12 +72,12 @@ class VideoJob:
     samples: tuple[int, int] | None = None
     center_yaw: float = 0.0
     center_pitch: float = -0.05
-    fov_deg: float = 18.837
+    fov_deg: float = DEFAULT_FOV_DEG
 
 
 def render_video(backend: ModelBackend, job: VideoJob, task: Task):
-    """The viewer's current latent(s) and camera as an MP4/GIF through ``core.video.render_video``."""
-    from core.video import VideoSpec, render_video as core_render
+    """The viewer's current latent(s) and camera as an MP4/GIF through ``core.tools.video.render_video``."""
+    from core.tools.video import VideoSpec, render_video as core_render
     progress, cancel = _hooks(task)
     spec = VideoSpec(latents=tuple(backend.ws(s) for s in job.latents), mode=job.mode, branch=job.branch,
                      output=job.output, frames=job.frames, fps=job.fps, nrr=job.resolution, samples=job.samples,
@@ -86,7 +88,7 @@ def render_video(backend: ModelBackend, job: VideoJob, task: Task):
 # -- inversion ------------------------------------------------------------------------------------------------
 def load_photo(path: str, size: int, box: tuple[int, int, int] | None = None) -> np.ndarray:
     """The photo as the inversion will see it (oriented, RGB, square crop, resized).  # [size, size, 3] uint8"""
-    from core.image_io import load_photo as core_load
+    from core.files.image_io import load_photo as core_load
     return core_load(path, size, box)
 
 
@@ -95,7 +97,7 @@ class InversionJob:
     photo: np.ndarray                    # [S, S, 3] uint8, already cropped
     yaw: float = 0.0                     # camera guess (radians from frontal)
     pitch: float = 0.0
-    fov_deg: float = 18.837
+    fov_deg: float = DEFAULT_FOV_DEG
     space: str = "w+"
     steps: int = 300
     loss: str = "mse"
@@ -114,13 +116,13 @@ class InversionOutcome:
     radius: float
     fov_deg: float
     psnr: float
-    result: object                       # core.inversion.InversionResult (its ``tuned`` model with PTI)
+    result: object                       # core.tools.inversion.InversionResult (its ``tuned`` model with PTI)
 
 
 def invert(backend: ModelBackend, job: InversionJob, task: Task) -> InversionOutcome:
     from core.cameras import focal_to_fov
-    from core.image_io import photo_to_tensor
-    from core.inversion import InversionSpec, invert as core_invert, orbit_from_label
+    from core.files.image_io import photo_to_tensor
+    from core.tools.inversion import InversionSpec, invert as core_invert, orbit_from_label
     progress, cancel = _hooks(task)
     m = backend.model
     spec = InversionSpec(space=job.space, steps=job.steps, loss=job.loss, pti_steps=job.pti_steps,
@@ -135,6 +137,6 @@ def invert(backend: ModelBackend, job: InversionJob, task: Task) -> InversionOut
 
 
 def save_inversion(backend: ModelBackend, outcome: InversionOutcome, outdir: str, task: Task) -> list[Path]:
-    from core.inversion import save_inversion as core_save
+    from core.tools.inversion import save_inversion as core_save
     progress, cancel = _hooks(task)
     return core_save(outcome.result, backend.model, outdir, video_frames=0, progress=progress, cancel=cancel)

@@ -10,12 +10,13 @@ import math
 from pathlib import Path
 
 from .state import VIEWS
+from core.errors import TridentError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EXIT_USAGE, EXIT_FAILED = 2, 1
 
 
-class UsageError(ValueError):
+class UsageError(TridentError):
     """Bad command-line input."""
 
 
@@ -96,7 +97,7 @@ def start_mesh_status(viewer) -> tuple[bool, str | None]:
 def screenshot(viewer, out: str, frames: int, timeout: float, mesh: bool = False) -> int:
     """Run frames until every pane (and the ``mesh`` pane when one was asked for) shows a finished render, and at
     least ``frames``, then save the window."""
-    from .capture import save_png
+    from core.files.image_io import save_png
     deadline = time.monotonic() + timeout
     n = 0
     while True:

@@ -12,11 +12,11 @@ import time
 from collections import OrderedDict
 from typing import Hashable
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from core.cameras import fov_to_focal
+from core.files.image_io import to_uint8
 from core.model import Model, load_model
 from core.triplane import RenderOptions
 
@@ -46,12 +46,6 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available")
     return device
-
-
-def to_uint8(image: Tensor) -> np.ndarray:
-    """[1, 3, H, W] in about [-1, 1] -> [H, W, 3] uint8 (EG3D's x * 127.5 + 128, clamped)."""
-    x = (image[0].float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return x.permute(1, 2, 0).cpu().numpy()
 
 
 class ModelBackend:
@@ -141,10 +135,10 @@ class ModelBackend:
             ws = self.ws(request.latent)
             c = self.model.camera_label(cam.yaw, cam.pitch, cam.radius, cam.fov_deg)
             out = self._render(branch, request.latent, ws, c, self.branch_options(request, branch))
-            res = BranchResult(branch=branch, request=request, image=to_uint8(out["image"]),
+            res = BranchResult(branch=branch, request=request, image=to_uint8(out["image"][0]),
                                focal=fov_to_focal(cam.fov_deg))
             if "image_raw" in out:
-                res.raw = to_uint8(out["image_raw"])
+                res.raw = to_uint8(out["image_raw"][0])
             if "image_depth" in out:
                 res.depth = out["image_depth"][0, 0].float().cpu().numpy()
                 res.depth_range = depth_range(res.depth)

@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+from core.files.atomic import atomic_output
+
 MAX_RECENT = 10
 
 
@@ -26,9 +28,7 @@ class RecentFiles:
         path = os.path.abspath(path)
         self.paths = [path] + [p for p in self.paths if p != path][:MAX_RECENT - 1]
         try:  # best effort: an unwritable config folder must not break the viewer
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"recent": self.paths}, indent=1))
-            os.replace(tmp, self.path)
+            with atomic_output(self.path) as tmp:
+                tmp.write_text(json.dumps({"recent": self.paths}, indent=1))
         except OSError:
             pass

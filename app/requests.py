@@ -12,6 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
+from core.conventions import DEFAULT_FOV_DEG
+
 BRANCH_LABELS = {
     "sr2d": "sr2d - EG3D tri-plane + 2D SR",
     "direct3d": "direct3d - Mimic3D direct 3D",
@@ -46,7 +48,7 @@ class CameraSpec:
     yaw: float = 0.0
     pitch: float = 0.0
     radius: float | None = None              # None: the model's average camera radius
-    fov_deg: float = 18.837
+    fov_deg: float = DEFAULT_FOV_DEG
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.conventions import DEFAULT_FOV_DEG, DEFAULT_RADIUS
+
 from .orbit import reduced_resolution
 from .requests import CameraSpec, LatentSpec, ModelInfo, RenderRequest
 
 VIEWS = ("rgb", "depth", "raw", "normals")
 VIEW_LABELS = {"rgb": "RGB", "depth": "Depth", "raw": "Raw (neural)", "normals": "Normals"}
-DEFAULT_FOV_DEG = 18.837
 MOVE_SETTLE_S = 0.3  # the camera counts as moving for this long after its last change
 
 
@@ -47,7 +48,7 @@ class LatentState:
 class CameraState:
     yaw: float = 0.0
     pitch: float = 0.0
-    radius: float = 2.7
+    radius: float = DEFAULT_RADIUS
     fov_deg: float = DEFAULT_FOV_DEG
     auto_orbit: bool = False
     orbit_speed: float = 0.5         # radians per second

@@ -5,6 +5,8 @@ import os
 import sys
 import threading
 
+from core.errors import first_line
+
 BACKGROUND_NICE = 10
 
 
@@ -20,5 +22,5 @@ def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
 
 def error_line(e: BaseException) -> str:
     """One line for the UI: the exception type and the first line of its message."""
-    msg = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {msg[0]}" if msg else type(e).__name__
+    msg = first_line(e)
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__

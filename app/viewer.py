@@ -18,7 +18,7 @@ import numpy as np
 from imgui_bundle import imgui
 
 from .async_renderer import AsyncRenderer, LoadFailed, ModelLoaded
-from .capture import next_free, save_png
+from .capture import next_free
 from .mesh_view import MeshView
 from .orbit import auto_orbit, drag_orbit, pingpong, wheel_zoom
 from .panes import DIM_COLOR, ERROR_COLOR, DisplayShader, ImagePane

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .conventions import DEFAULT_FOV_DEG, DEFAULT_PIVOT, DEFAULT_RADIUS
+
 EG3D_PI = 3.14159          # the constant inside FOV_to_intrinsics
 EG3D_SQRT2 = 1.414         # the factor inside FOV_to_intrinsics
-DEFAULT_FOV_DEG = 18.837   # visualizer / gen_samples default (FFHQ)
 
 
 def fov_to_focal(fov_deg: float) -> float:
@@ -156,7 +157,7 @@ class Camera:
 
     @staticmethod
     def frontal_offset(yaw_offset: float | Tensor = 0.0, pitch_offset: float | Tensor = 0.0,
-                       pivot: tuple[float, float, float] = (0.0, 0.0, 0.2), radius: float = 2.7,
+                       pivot: tuple[float, float, float] = DEFAULT_PIVOT, radius: float = DEFAULT_RADIUS,
                        fov_deg: float = DEFAULT_FOV_DEG, device: str | torch.device = "cpu") -> "Camera":
         """gen_samples convention: yaw = pi/2 + yaw_offset, pitch = pi/2 + pitch_offset."""
         yaw = torch.as_tensor(yaw_offset, dtype=torch.float32) + math.pi / 2

@@ -11,10 +11,13 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
+from .conventions import DEFAULT_PIVOT, DEFAULT_RADIUS
+from .errors import TridentError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(TridentError):
     """A configuration dict does not match its dataclass."""
 
 
@@ -115,8 +118,8 @@ class RenderingConfig:
     clamp_mode: str = "softplus"
     density_noise: float = 0.0
     plane_convention: str = "eg3d"           # "eg3d": (x,y),(x,z),(z,x); "mimic3d": (x,y),(y,z),(z,x)
-    avg_camera_radius: float = 2.7
-    avg_camera_pivot: tuple[float, float, float] = (0.0, 0.0, 0.2)
+    avg_camera_radius: float = DEFAULT_RADIUS
+    avg_camera_pivot: tuple[float, float, float] = DEFAULT_PIVOT
     c_gen_conditioning_zero: bool = False    # zero the mapping network's camera label
     c_scale: float = 1.0                     # multiplier on the conditioning label
     superresolution_noise_mode: str = "none"

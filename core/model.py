@@ -26,11 +26,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .cameras import DEFAULT_FOV_DEG, Camera
-from .checkpoint import build_generator, load_snapshot
-from .snapshot import Snapshot
+from .cameras import Camera
+from .conventions import DEFAULT_FOV_DEG
+from .build import build_generator
+from .files.checkpoint import load_snapshot
+from .files.snapshot import Snapshot
 from .student import build_student
 from .triplane import RenderOptions, TriPlaneGenerator
+from .errors import TridentError
 
 BRANCHES = ("sr2d", "direct3d", "student")
 
@@ -66,7 +69,7 @@ def _render_student(model: "Model", ws: Tensor, c: Tensor, opts: RenderOptions,
 RENDERERS["student"] = _render_student
 
 
-class BranchError(ValueError):
+class BranchError(TridentError):
     """A branch that the model does not have, or an unknown branch name."""
 
 

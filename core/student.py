@@ -33,10 +33,10 @@ import torch
 from torch import Tensor, nn
 
 from .cameras import Camera
-from .checkpoint import load_state_strict
+from .build import load_state_strict
 from .config import ConfigError, from_dict, to_dict
 from .layers import FullyConnectedLayer, SynthesisBlock, SynthesisNetwork
-from .network_pickle import CheckpointError
+from .errors import CheckpointError
 from .ops import normalize_2nd_moment
 from .superres import SR_PLANS, SuperResolution
 from .triplane import TriPlaneGenerator

@@ -32,7 +32,7 @@ def eg3d_fixture_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def eg3d_snapshot(eg3d_fixture_dir):
-    from core.checkpoint import load_snapshot
+    from core.files.checkpoint import load_snapshot
     return load_snapshot(eg3d_fixture_dir / "network.pkl")
 
 
@@ -45,7 +45,7 @@ def eg3d_expected(eg3d_fixture_dir):
 
 @pytest.fixture(scope="session")
 def eg3d_G(eg3d_snapshot):
-    from core.checkpoint import build_generator
+    from core.build import build_generator
     return build_generator(eg3d_snapshot.generator, eg3d_snapshot.G_ema)
 
 
@@ -56,7 +56,7 @@ def mimic3d_fixture_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def mimic3d_snapshot(mimic3d_fixture_dir):
-    from core.checkpoint import load_snapshot
+    from core.files.checkpoint import load_snapshot
     return load_snapshot(mimic3d_fixture_dir / "network.pkl")
 
 
@@ -69,7 +69,7 @@ def mimic3d_expected(mimic3d_fixture_dir):
 
 @pytest.fixture(scope="session")
 def mimic3d_G(mimic3d_snapshot):
-    from core.checkpoint import build_generator
+    from core.build import build_generator
     return build_generator(mimic3d_snapshot.generator, mimic3d_snapshot.G_ema)
 
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import yaml
 
-from core.config import (ConfigError, DiscriminatorConfig, GeneratorConfig, RenderingConfig, from_dict,
-                         to_dict)
+from core.config import ConfigError, DiscriminatorConfig, GeneratorConfig, RenderingConfig, from_dict, to_dict
 from core.superres import sr_kind_for_resolution
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
@@ -62,6 +61,14 @@ class DiscriminatorArch:
     mbstd_group_size: int = 4
     mbstd_num_channels: int = 1
     disc_c_noise: float = 0.0
+
+    def config(self, img_resolution: int, c_dim: int = 25, dual: bool = True) -> DiscriminatorConfig:
+        """The discriminator of this architecture for ``img_resolution`` images (camera noise only with a camera)."""
+        return DiscriminatorConfig(
+            c_dim=c_dim, img_resolution=img_resolution, img_channels=3, channel_base=self.channel_base,
+            channel_max=self.channel_max, num_fp16_res=self.num_fp16_res, conv_clamp=self.conv_clamp,
+            mapping_layers=self.mapping_layers, mbstd_group_size=self.mbstd_group_size,
+            mbstd_num_channels=self.mbstd_num_channels, disc_c_noise=self.disc_c_noise if c_dim else 0.0, dual=dual)
 
 
 @dataclass
@@ -261,8 +268,4 @@ def generator_config(cfg: TrainConfig, img_resolution: int, c_dim: int = 25) -> 
 
 
 def discriminator_config(cfg: TrainConfig, img_resolution: int, c_dim: int = 25) -> DiscriminatorConfig:
-    d = cfg.discriminator
-    return DiscriminatorConfig(
-        c_dim=c_dim, img_resolution=img_resolution, channel_base=d.channel_base, channel_max=d.channel_max,
-        num_fp16_res=d.num_fp16_res, conv_clamp=d.conv_clamp, mapping_layers=d.mapping_layers,
-        mbstd_group_size=d.mbstd_group_size, mbstd_num_channels=d.mbstd_num_channels, disc_c_noise=d.disc_c_noise)
+    return cfg.discriminator.config(img_resolution, c_dim)

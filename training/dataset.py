@@ -49,6 +49,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from core.cameras import flip_yaw_label
+from core.errors import TridentError
 
 Image.init()
 IMAGE_EXTENSIONS = frozenset(Image.EXTENSION)  # PIL-known extensions, e.g. '.png', '.jpg'
@@ -65,7 +66,7 @@ _MODES = {
 }
 
 
-class DatasetError(ValueError):
+class DatasetError(TridentError):
     """A dataset (or a file in it) is unusable; the message is one line naming the file."""
 
 

@@ -31,16 +31,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.cameras import Camera
-from core.checkpoint import build_discriminator, load_state_strict, save_snapshot
+from core.build import build_discriminator, load_state_strict
+from core.files.checkpoint import save_snapshot
 from core.config import ConfigError, DiscriminatorConfig, from_dict, to_dict
 from core.discriminator import DualDiscriminator
-from core.lpips import LPIPS, LPIPSWeightsError
+from core.metrics.lpips import LPIPS, LPIPSWeightsError
 from core.metrics.fidelity import psnr
 from core.model import Model, model_from_snapshot
-from core.network_pickle import CheckpointError
-from core.snapshot import Snapshot
-from core.student import (StudentGenerator, build_student, init_from_teacher, set_camera_statistics, student_config_for_teacher,
-                          student_payload)
+from core.errors import CheckpointError
+from core.files.snapshot import Snapshot
+from core.student import (StudentGenerator, build_student, init_from_teacher, set_camera_statistics,
+                          student_config_for_teacher, student_payload)
 from core.triplane import RenderOptions
 
 from . import losses, schedules
@@ -103,12 +104,7 @@ def build_discriminator_for(cfg: DistillConfig, snap: Snapshot, img_resolution: 
                               f"the student makes {img_resolution} px")
         D = build_discriminator(snap.discriminator, snap.D, device)
     else:
-        d = cfg.discriminator
-        dcfg = DiscriminatorConfig(img_resolution=img_resolution, channel_base=d.channel_base, channel_max=d.channel_max,
-                                   num_fp16_res=d.num_fp16_res, conv_clamp=d.conv_clamp, mapping_layers=d.mapping_layers,
-                                   mbstd_group_size=d.mbstd_group_size, mbstd_num_channels=d.mbstd_num_channels,
-                                   disc_c_noise=d.disc_c_noise)
-        D = build_discriminator(dcfg, None, device)
+        D = build_discriminator(cfg.discriminator.config(img_resolution), None, device)
     return D.train().requires_grad_(True)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from core.config import ConfigError, from_dict, to_dict
+from core.conventions import DEFAULT_FOV_DEG
 
 from .config import DiscriminatorArch, apply_overrides, read_preset
 
@@ -44,7 +45,7 @@ class SamplingSettings:
     yaw_limit_deg: float = 35.0               # clip
     pitch_std: float = 0.12
     pitch_limit_deg: float = 15.0
-    fov_deg: float = 18.837                   # EG3D FOV convention
+    fov_deg: float = DEFAULT_FOV_DEG          # EG3D FOV convention
     cond_frontal_prob: float = 0.5            # mapping conditioned on the frontal camera (samples/viewer) or a drawn one
     truncation_psi: tuple[float, float] = (0.5, 1.0)   # psi ~ U[lo, hi] per sample, so truncated latents are covered
     truncation_cutoff: int | None = 14

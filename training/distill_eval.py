@@ -10,7 +10,6 @@ teacher's renders of it are computed once. Scores compare the student's EMA with
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 from torch import Tensor
 
 from core.cameras import Camera
+from core.files.image_io import save_png, to_uint8
 from core.metrics.fidelity import psnr
 from core.student import StudentGenerator
 
@@ -60,8 +60,6 @@ def evaluate(student: StudentGenerator, held: HeldOut, lpips: torch.nn.Module | 
 @torch.no_grad()
 def save_comparison_grid(d: Distiller, path: Path, grid: tuple[int, int], seed: int = 0) -> None:
     """Rows: per latent, the teacher's image then the student's; columns: a yaw sweep (3D consistency at a glance)."""
-    from PIL import Image
-
     cols, rows = grid
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(rows, d.teacher.z_dim, generator=gen).to(d.device)
@@ -74,8 +72,4 @@ def save_comparison_grid(d: Distiller, path: Path, grid: tuple[int, int], seed: 
         w = ws[r:r + 1].expand(cols, -1, -1)
         lines.append(torch.cat(list(teacher_targets(d, w, cams)["image"]), dim=2))
         lines.append(torch.cat(list(d.student_ema(w, cams)["image"]), dim=2))
-    img = torch.cat(lines, dim=1).float().cpu()
-    arr = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    tmp = path.with_name(path.name + ".tmp.png")
-    Image.fromarray(arr).save(tmp)
-    os.replace(tmp, path)
+    save_png(path, to_uint8(torch.cat(lines, dim=1)))

@@ -3,9 +3,9 @@
 
 Two distances, chosen by ``loss.imitation``:
 
-* ``lpips``: LPIPS-VGG v0.1 (:mod:`core.lpips`), Mimic3D's choice. It needs the ImageNet VGG16 trunk file
+* ``lpips``: LPIPS-VGG v0.1 (:mod:`core.metrics.lpips`), Mimic3D's choice. It needs the ImageNet VGG16 trunk file
   (``vgg16-397923af.pth`` in the torch hub cache or at ``loss.lpips_trunk``) and the ``lpips`` package's head
-  file; a missing file is a :class:`core.lpips.LPIPSWeightsError` naming it, never a silent substitute.
+  file; a missing file is a :class:`core.metrics.lpips.LPIPSWeightsError` naming it, never a silent substitute.
 * ``dpatch_features``: a weights-free perceptual distance with the LPIPS formula on the patch discriminator's own
   block activations, with uniform instead of learned per-channel weights (Zhang et al. 2018, Eq. 1 with w_l = 1):
   d(x, y) = sum_l mean_{h,w} || f_l(x)/|f_l(x)| - f_l(y)/|f_l(y)| ||^2. D_patch is frozen during the generator
@@ -53,7 +53,7 @@ def dpatch_feature_loss(D_patch: DualDiscriminator) -> ImitationLoss:
 
 def lpips_loss(trunk_weights: str | None = None, device: torch.device | str = "cpu") -> ImitationLoss:
     """LPIPS-VGG v0.1 (Mimic3D's imitation loss); raises LPIPSWeightsError when a weights file is missing."""
-    from core.lpips import LPIPS
+    from core.metrics.lpips import LPIPS
 
     net = LPIPS("vgg", trunk_weights=trunk_weights).to(device)
     return lambda patch, target: net(patch, target.detach())

@@ -32,9 +32,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.cameras import Camera
-from core.checkpoint import Snapshot, build_discriminator, build_generator, load_snapshot, load_state_strict, save_snapshot
+from core.files.snapshot import Snapshot
+from core.build import build_discriminator, build_generator, load_state_strict
+from core.files.checkpoint import load_snapshot, save_snapshot
+from core.files.image_io import save_png, to_uint8
 from core.config import ConfigError, to_dict
-from core.network_pickle import CheckpointError
+from core.errors import CheckpointError
 from core.layers import set_half_dtype
 from core.triplane import RenderOptions, TriPlaneGenerator
 
@@ -461,8 +464,6 @@ def new_run_dir(outdir: Path, desc: str) -> Path:
 def save_grid(G: TriPlaneGenerator, path: Path, grid: tuple[int, int], seed: int = 0) -> None:
     """Fakes from fixed latents; each column is one latent seen from a sweep of yaw angles (3D consistency at a
     glance). One row per latent (sr2d); a Mimic3D stage-2 model adds the latent's direct3d render below it."""
-    from PIL import Image
-
     cols, rows = grid
     r = G.cfg.rendering
     g = torch.Generator().manual_seed(seed)
@@ -484,11 +485,7 @@ def save_grid(G: TriPlaneGenerator, path: Path, grid: tuple[int, int], seed: int
                 line3d.append(G.synthesis_direct3d(ws[row:row + 1], cam.to(ws.device), RenderOptions(),
                                                    planes=mine)["image"][0].float().cpu())
         tiles += [torch.cat(line, dim=2)] + ([torch.cat(line3d, dim=2)] if direct3d else [])
-    img = torch.cat(tiles, dim=1)
-    arr = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(arr).save(tmp)
-    os.replace(tmp, path)
+    save_png(path, to_uint8(torch.cat(tiles, dim=1)))
 
 
 def append_jsonl(path: Path, record: dict) -> None:

@@ -24,11 +24,7 @@ def patch_discriminator_config(arch, patch_resolution: int) -> DiscriminatorConf
 
     ``arch`` is a :class:`training.config.DiscriminatorArch` (channels, fp16 blocks, clamp, minibatch-std).
     """
-    return DiscriminatorConfig(
-        c_dim=0, img_resolution=patch_resolution, img_channels=3, channel_base=arch.channel_base,
-        channel_max=arch.channel_max, num_fp16_res=arch.num_fp16_res, conv_clamp=arch.conv_clamp,
-        mapping_layers=arch.mapping_layers, mbstd_group_size=arch.mbstd_group_size,
-        mbstd_num_channels=arch.mbstd_num_channels, disc_c_noise=0.0, dual=False)
+    return arch.config(patch_resolution, c_dim=0, dual=False)
 
 
 def real_patches(reals: Tensor, size: int, patch_scale: float, generator: torch.Generator | None = None) -> Tensor:

@@ -25,12 +25,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from core.cameras import Camera, DEFAULT_FOV_DEG, fov_to_focal, intrinsics_matrix, lookat_cam2world
+from core.cameras import Camera, fov_to_focal, intrinsics_matrix, lookat_cam2world
+from core.conventions import DEFAULT_FOV_DEG, DEFAULT_PIVOT, DEFAULT_RADIUS
 
 from .dataset import DatasetError
 
-PIVOT = (0.0, 0.0, 0.2)
-RADIUS = 2.7
+PIVOT = DEFAULT_PIVOT
+RADIUS = DEFAULT_RADIUS
 FOV_DEG = DEFAULT_FOV_DEG
 YAW_STD, YAW_LIMIT = 0.3, math.radians(35.0)
 PITCH_STD, PITCH_LIMIT = 0.12, math.radians(15.0)

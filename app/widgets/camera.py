@@ -5,6 +5,8 @@ import math
 
 from imgui_bundle import imgui
 
+from core.conventions import DEFAULT_RADIUS
+
 from ..orbit import PITCH_LIMIT
 from ..panes import DIM_COLOR
 
@@ -24,7 +26,7 @@ class CameraWidget:
         _, c.radius = imgui.drag_float("Radius", c.radius, 0.01, 0.3, 30.0, "%.2f")
         _, c.fov_deg = imgui.slider_float("FOV (deg)", c.fov_deg, 12.0, 45.0, "%.2f")
         if imgui.button("Reset camera"):
-            c.reset(v.info.radius if v.info is not None else 2.7)
+            c.reset(v.info.radius if v.info is not None else DEFAULT_RADIUS)
         imgui.same_line()
         _, c.auto_orbit = imgui.checkbox("Auto-orbit", c.auto_orbit)
         _, c.orbit_speed = imgui.slider_angle("Orbit speed (/s)", c.orbit_speed, -180.0, 180.0)

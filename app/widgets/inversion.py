@@ -1,5 +1,5 @@
 """Inversion panel: open a photo, see the crop, set the camera guess, choose W / W+ / PTI and the steps, run in the
-background with progress, live preview and cancel; the result becomes the current latent (``core.inversion``)."""
+background with progress, live preview and cancel; the result becomes the current latent (``core.tools.inversion``)."""
 from __future__ import annotations
 
 import math

@@ -1,5 +1,5 @@
 """Mesh panel: extract a mesh of the current latent (resolution, iso level), show it in the mesh pane with GLSL
-shading, re-mesh at another level from the kept density grid, export PLY/OBJ/GLB (``core.mesh``)."""
+shading, re-mesh at another level from the kept density grid, export PLY/OBJ/GLB (``core.tools.mesh``)."""
 from __future__ import annotations
 
 import os

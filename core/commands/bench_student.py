@@ -24,9 +24,11 @@ import torch
 from tqdm import tqdm
 
 from ..cameras import Camera
-from ..checkpoint import load_snapshot
+from ..files.checkpoint import load_snapshot
 from ..student import StudentGenerator, build_student, init_from_teacher, student_config_for_teacher
+from ..tools.bench import Case, measure, time_runs
 from ..triplane import TriPlaneGenerator
+from .common import choice_list, int_list
 
 # Student architectures of the distillation presets (training/configs/distill-*.yaml; a test keeps them equal).
 STUDENT_ARCHS: dict[str, dict] = {
@@ -148,20 +150,16 @@ def add_options(p) -> None:
 
 def parse(args) -> tuple[list[str], list[int]] | None:
     """(students, batch sizes) from the options, checked before any measuring; None with --no-student."""
-    from . import bench  # the main bench module (imported lazily: it imports this one)
-
     if args.no_student:
         return None
-    names = bench._choice_list(args.students or ",".join(STUDENTS), "students", STUDENTS)
-    batches = bench._int_list(args.student_batches or ("1" if args.quick else "1,16"), "student-batches", 1)
+    names = choice_list(args.students or ",".join(STUDENTS), "students", STUDENTS)
+    batches = int_list(args.student_batches or ("1" if args.quick else "1,16"), "student-batches", 1)
     return names, batches
 
 
 def section(plan: tuple[list[str], list[int]] | None, args, settings, models: dict[str, TriPlaneGenerator],
             teacher_rows: list[dict], device: torch.device, mem) -> list[dict]:
     """Build the planned students and measure them against their teachers (no rows without a plan)."""
-    from . import bench
-
     if plan is None:
         return []
     names, batches = plan
@@ -169,15 +167,15 @@ def section(plan: tuple[list[str], list[int]] | None, args, settings, models: di
 
     def measure_fn(fn: Callable[[], torch.Tensor], batch: int) -> dict:
         mem.start()
-        times, cpu_times, _ = bench.time_runs(fn, device, settings.warmup, settings.repeats)
+        times, cpu_times, _ = time_runs(fn, device, settings.warmup, settings.repeats)
         peak, _ = mem.stop_mb()
         return {"ms_per_image": statistics.median(times) / batch, "times_ms": times, "cpu_times_ms": cpu_times,
                 "peak_mb": peak}
 
     def measure_teacher(model: str, nrr: int, batch: int) -> dict:
         r = models[model].cfg.rendering
-        case = bench.Case(model, nrr, r.depth_resolution, r.depth_resolution_importance, batch, "det")
-        out = bench.measure(models[model], case, device, False, settings.warmup, settings.repeats, mem)
+        case = Case(model, nrr, r.depth_resolution, r.depth_resolution_importance, batch, "det")
+        out = measure(models[model], case, device, False, settings.warmup, settings.repeats, mem)
         out["samples"] = [case.coarse, case.importance]
         return out
 

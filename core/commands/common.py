@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 import re
 
-import numpy as np
 import torch
+from ..errors import TridentError
 
 
-class UsageError(ValueError):
+class UsageError(TridentError):
     """Bad command-line input; reported as one line, exit code 2."""
 
 
@@ -50,18 +50,32 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """[3, H, W] in about [-1, 1] -> [H, W, 3] uint8 (EG3D: x * 127.5 + 128, clamped)."""
-    x = (img.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return x.permute(1, 2, 0).cpu().numpy()
+def int_list(text: str, what: str, minimum: int) -> list[int]:
+    """``--what 1,8`` -> [1, 8]: distinct integers, each at least ``minimum``."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            v = int(part)
+        except ValueError:
+            raise UsageError(f"--{what}: {part!r} is not an integer (use e.g. 1,8)") from None
+        if v < minimum:
+            raise UsageError(f"--{what}: {v} is below the minimum {minimum}")
+        if v not in out:
+            out.append(v)
+    return out
 
 
-PROJECT_PACKAGES = ("core", "training", "app")
-
-
-def is_project_error(e: BaseException) -> bool:
-    """A ValueError subclass defined by this project: its message is meant for the user, on one line."""
-    return isinstance(e, ValueError) and type(e).__module__.split(".")[0] in PROJECT_PACKAGES
+def choice_list(text: str, what: str, choices) -> list[str]:
+    """``--what a,b`` -> ['a', 'b']: distinct values, each one of ``choices``."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if part not in choices:
+            raise UsageError(f"--{what}: unknown value {part!r} (choose from {', '.join(choices)})")
+        if part not in out:
+            out.append(part)
+    return out
 
 
 def build_parser(prog: str, description: str, commands) -> argparse.ArgumentParser:
@@ -91,8 +105,6 @@ def run_cli(fn, args) -> int:
     except OSError as e:
         print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
-    except ValueError as e:
-        if not is_project_error(e):
-            raise
+    except TridentError as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2

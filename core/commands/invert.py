@@ -22,12 +22,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..atomic import check_output_location
-from ..cameras import DEFAULT_FOV_DEG
-from ..image_io import PhotoError, load_photo, parse_crop_box, photo_to_tensor
-from ..inversion import InversionError, InversionSpec, invert, save_inversion
-from ..latent_files import LatentFileError, load_camera
-from ..lpips import LPIPS, LPIPSTrunkMissingError, LPIPSWeightsError
+from ..files.atomic import check_output_location
+from ..conventions import DEFAULT_FOV_DEG
+from ..files.image_io import PhotoError, load_photo, parse_crop_box, photo_to_tensor
+from ..tools.inversion import InversionError, InversionSpec, invert, save_inversion
+from ..files.latent_files import LatentFileError, load_camera
+from ..metrics.lpips import LPIPS, LPIPSTrunkMissingError, LPIPSWeightsError
 from ..model import BRANCHES, load_model
 from .common import UsageError, resolve_device
 

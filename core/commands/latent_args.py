@@ -5,7 +5,7 @@ import argparse
 
 import torch
 
-from ..latent_files import LatentFileError, load_camera, load_latent
+from ..files.latent_files import LatentFileError, load_camera, load_latent
 from ..model import Model
 from .common import UsageError, seeds_arg
 

@@ -1,7 +1,7 @@
 """``python -m core mesh``: a coloured mesh (PLY, OBJ, GLB) of a latent's density field, optionally the MRC volume.
 
 Density on an N^3 grid over the tri-plane box, EG3D's -1000 border, marching cubes at --level (EG3D: 10 on raw
-sigma; try 2-20), vertex colours from the radiance field seen along the normal (see core.mesh).
+sigma; try 2-20), vertex colours from the radiance field seen along the normal (see core.tools.mesh).
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..atomic import check_output_location
-from ..mesh import MESH_FORMATS, MeshError, mesh_from_volume, model_field, save_mesh, save_mrc
+from ..files.atomic import check_output_location
+from ..tools.mesh import MESH_FORMATS, MeshError, mesh_from_volume, model_field, save_mesh, save_mrc
 from ..model import load_model
 from .common import UsageError, resolve_device
 from .latent_args import add_latent_args, latents_from_args

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..image_files import ImageFilesError, iter_images, read_labels
+from ..files.image_files import ImageFilesError, iter_images, read_labels
 from ..metrics.consistency import model_consistency
-from ..lpips import LPIPSWeightsError, load_lpips
+from ..metrics.lpips import LPIPSWeightsError, load_lpips
 from ..metrics.fid import DetectorError, extract_features, fid, kid, load_detector
 from ..metrics.fidelity import branch_fidelity
 from ..metrics.swd import swd

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import check_output_location
-from ..checkpoint import load_snapshot, save_snapshot
+from ..files.atomic import check_output_location
+from ..files.checkpoint import load_snapshot, save_snapshot
 from ..model import model_from_snapshot
-from ..snapshot import Snapshot
+from ..files.snapshot import Snapshot
 
 KEPT_EXTRA = ("student",)  # branches stored in extra; everything else there is training state or metadata
 

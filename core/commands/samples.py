@@ -15,10 +15,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..cameras import DEFAULT_FOV_DEG
+from ..conventions import DEFAULT_FOV_DEG
 from ..model import BRANCHES, BranchError, load_model
 from ..triplane import RenderOptions
-from .common import UsageError, resolve_device, to_uint8
+from .common import UsageError, resolve_device
+from ..files.image_io import to_uint8
 from .latent_args import add_latent_args, camera_from_args, latents_from_args
 
 

@@ -1,5 +1,5 @@
 """``python -m core video``: turntable / 360-degree orbit / latent-interpolation videos (MP4 or GIF) of any branch,
-or of all branches side by side. EG3D ``gen_videos.py`` conventions (see core.video): yaw = pi/2 + 0.35 sin,
+or of all branches side by side. EG3D ``gen_videos.py`` conventions (see core.tools.video): yaw = pi/2 + 0.35 sin,
 pitch = pi/2 - 0.05 + 0.25 cos over the loop; ws from the frontal conditioning camera; cubic wrapping interpolation.
 """
 from __future__ import annotations
@@ -10,11 +10,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..atomic import check_output_location
-from ..cameras import DEFAULT_FOV_DEG, focal_to_fov
-from ..inversion import orbit_from_label
+from ..files.atomic import check_output_location
+from ..cameras import focal_to_fov
+from ..conventions import DEFAULT_FOV_DEG
+from ..tools.inversion import orbit_from_label
 from ..model import BRANCHES, load_model
-from ..video import FORMATS, MODES, OUTPUTS, VideoError, VideoSpec, render_video
+from ..tools.video import FORMATS, MODES, OUTPUTS, VideoError, VideoSpec, render_video
 from .common import UsageError, resolve_device
 from .latent_args import add_latent_args, camera_from_args, latents_from_args
 

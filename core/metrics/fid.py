@@ -22,11 +22,12 @@ import numpy as np
 import scipy.linalg
 import torch
 from torch import Tensor
+from ..errors import TridentError
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
 
 
-class DetectorError(ValueError):
+class DetectorError(TridentError):
     """The feature network is missing or unusable."""
 
 

@@ -108,7 +108,7 @@ def three_branch_model(tmp_path_factory):
     """A Trident file with all three branches: the Mimic3D fixture (sr2d + direct3d) plus a small student
     initialised from it (random weights otherwise; made here, no training)."""
     import torch
-    from core.checkpoint import load_snapshot, save_snapshot
+    from core.files.checkpoint import load_snapshot, save_snapshot
     from core.model import model_from_snapshot
     from core.student import StudentGenerator, init_from_teacher, student_config_for_teacher, student_payload
     from tests.conftest import MIMIC3D_FIXTURE, require

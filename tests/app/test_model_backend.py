@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from app.model_backend import ModelBackend, to_uint8
+from app.model_backend import ModelBackend
+from core.files.image_io import to_uint8
 from app.requests import CameraSpec, LatentBank, LatentSpec, RenderRequest
 from core.triplane import RenderOptions
 from tests.conftest import MIMIC3D_FIXTURE, require
@@ -27,7 +28,7 @@ def test_backend_matches_model_render_and_caches_planes():
         opts = RenderOptions(resolution=16 if branch == "sr2d" else 64, depth_resolution=6,
                              depth_resolution_importance=6)
         want = m.render(branch, ws, c, opts)
-        assert np.abs(got.image.astype(int) - to_uint8(want["image"]).astype(int)).max() <= 1, branch
+        assert np.abs(got.image.astype(int) - to_uint8(want["image"][0]).astype(int)).max() <= 1, branch
         assert np.allclose(got.depth, want["image_depth"][0, 0].numpy(), atol=1e-4), branch
         assert got.depth.shape == ((16, 16) if branch == "sr2d" else (64, 64))  # direct3d: 128 px x 16 / 32
     assert (got.raw is None) and b.render(req, "sr2d").raw.shape == (16, 16, 3)
@@ -56,5 +57,5 @@ def test_all_three_branches_including_the_student(three_branch_model):
                         importance_samples=4, branches=b.info.branches)
     got = b.render(req, "student")
     want = m.render("student", b.ws(req.latent), m.camera_label(0.3, 0.0))
-    assert np.abs(got.image.astype(int) - to_uint8(want["image"]).astype(int)).max() <= 1
+    assert np.abs(got.image.astype(int) - to_uint8(want["image"][0]).astype(int)).max() <= 1
     assert got.depth is None and got.raw.shape == (32, 32, 3)  # no ray marching: no depth

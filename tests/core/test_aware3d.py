@@ -114,7 +114,7 @@ def test_block_parameter_counts_match_fact_sheet():
 
 
 def test_backbone_outputs_coarse_and_detail():
-    from core.checkpoint import build_generator
+    from core.build import build_generator
     torch.manual_seed(3)
     G = build_generator(tiny_mimic3d_config())
     keys = list(G.state_dict())
@@ -176,7 +176,7 @@ def test_aware3d_modconv_equals_the_literal_form_with_gradients(r, k, up):
 def test_fast_backbone_matches_plain_with_gradients():
     """Fast (split 3D-aware conv, one-node post-ops, adjoint FIR) vs plain (literal aware3d + fused conv):
     coarse and detail tri-planes and every parameter gradient of the whole backbone."""
-    from core.checkpoint import build_generator
+    from core.build import build_generator
     torch.manual_seed(4)
     G = build_generator(tiny_mimic3d_config()).requires_grad_(True)
     for name, p in G.backbone.synthesis.named_parameters():

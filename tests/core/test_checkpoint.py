@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from core.cameras import Camera
-from core.checkpoint import (CheckpointError, Snapshot, build_generator, load_generator, load_snapshot,
-                             save_snapshot, snapshot_from_modules)
+from core.errors import CheckpointError
+from core.files.snapshot import Snapshot
+from core.build import build_generator
+from core.files.checkpoint import load_generator, load_snapshot, save_snapshot, snapshot_from_modules
 from core.config import ConfigError, GeneratorConfig, RenderingConfig, from_dict, to_dict
 from core.triplane import RenderOptions
 

@@ -17,10 +17,12 @@ import pytest
 import torch
 
 from core.cameras import Camera
-from core.checkpoint import CheckpointError, build_discriminator, build_generator, load_generator, load_snapshot
+from core.errors import CheckpointError
+from core.build import build_discriminator, build_generator
+from core.files.checkpoint import load_generator, load_snapshot
 from core.config import DiscriminatorConfig, GeneratorConfig, RenderingConfig
 from core.discriminator import DualDiscriminator
-from core.network_pickle import RestrictedUnpickler, StubModule, restricted_load
+from core.files.network_pickle import RestrictedUnpickler, StubModule, restricted_load
 from core.triplane import RenderOptions, TriPlaneGenerator
 from tests.eg3d_writer import network_snapshot_bytes, write_network_pickle
 

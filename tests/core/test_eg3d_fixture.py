@@ -72,7 +72,7 @@ def test_density_query(eg3d_G, eg3d_expected):
 
 
 def test_dual_discriminator(eg3d_snapshot, eg3d_expected):
-    from core.checkpoint import build_discriminator
+    from core.build import build_discriminator
     D = build_discriminator(eg3d_snapshot.discriminator, eg3d_snapshot.D)
     img = {"image": torch.from_numpy(eg3d_expected["image_psi100_pose0"][:2]),
            "image_raw": torch.from_numpy(eg3d_expected["image_raw_psi100_pose0"][:2])}
@@ -82,7 +82,7 @@ def test_dual_discriminator(eg3d_snapshot, eg3d_expected):
 
 
 def test_training_generator_G_also_loads(eg3d_snapshot):
-    from core.checkpoint import build_generator
+    from core.build import build_generator
     G = build_generator(eg3d_snapshot.generator, eg3d_snapshot.G)
     assert sum(p.numel() for p in G.parameters()) > 0
 
@@ -90,7 +90,7 @@ def test_training_generator_G_also_loads(eg3d_snapshot):
 def test_raw_alias_flag_only_changes_image_raw(eg3d_snapshot, eg3d_expected):
     """EG3D's 2X module adds block0's tRGB into image_raw in place; without the flag Trident returns the clean raw."""
     import dataclasses
-    from core.checkpoint import build_generator
+    from core.build import build_generator
     cfg = dataclasses.replace(eg3d_snapshot.generator, eg3d_raw_alias=False)
     G = build_generator(cfg, eg3d_snapshot.G_ema)
     ws = torch.from_numpy(eg3d_expected["ws_psi070"][:1])

@@ -13,9 +13,10 @@ from PIL import Image
 from skimage import data
 
 from core.__main__ import main
-from core.cameras import DEFAULT_FOV_DEG, fov_to_focal
-from core.inversion import orbit_from_label
-from core.latent_files import load_camera, load_latent
+from core.cameras import fov_to_focal
+from core.conventions import DEFAULT_FOV_DEG
+from core.tools.inversion import orbit_from_label
+from core.files.latent_files import load_camera, load_latent
 from core.model import load_model
 from core.triplane import RenderOptions
 
@@ -98,7 +99,7 @@ def test_outputs_load_in_samples_video_mesh(astronaut_inversion, tmp_path, capsy
     assert code == 0, err
     assert len(iio2.mimread(tmp_path / "v.gif")) == 2
 
-    from core.mesh import density_volume
+    from core.tools.mesh import density_volume
     level = float(np.median(density_volume(model, ws, 24).data[4:-4, 4:-4, 4:-4]))   # a level that has a surface
     code, err = run(["mesh", "--network", tuned, "--latent", latent, "--res", "24", "--level", str(level),
                      "--out", str(tmp_path / "m.obj"), "--mrc", str(tmp_path / "m.mrc")], capsys)

@@ -1,4 +1,4 @@
-"""core.image_io: photos in any common form (EXIF orientation, grayscale, palette, RGBA, 16-bit, float) to a square
+"""core.files.image_io: photos in any common form (EXIF orientation, grayscale, palette, RGBA, 16-bit, float) to a square
 RGB crop at the model's resolution; one-line errors for unreadable files and impossible crops."""
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 from skimage import data
 
-from core.image_io import PhotoError, crop_square, load_photo, parse_crop_box, photo_to_tensor, read_image, to_rgb8
+from core.files.image_io import (PhotoError, crop_square, load_photo, parse_crop_box, photo_to_tensor, read_image,
+                                 to_rgb8)
 
 
 @pytest.fixture(scope="module")

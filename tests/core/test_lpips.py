@@ -1,4 +1,4 @@
-"""core.lpips: LPIPS v0.1 with Trident's own trunks (torchvision key layout), heads from the lpips package files."""
+"""core.metrics.lpips: LPIPS v0.1 with Trident's own trunks (torchvision key layout), heads from the lpips package files."""
 from __future__ import annotations
 
 import sys
@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.lpips import (LPIPS, TRUNK_FILES, LPIPSTrunkMissingError, LPIPSWeightsError, heads_path, load_lpips,
-                        trunk_weights_path)
+from core.metrics.lpips import (LPIPS, TRUNK_FILES, LPIPSTrunkMissingError, LPIPSWeightsError, heads_path, load_lpips,
+                                trunk_weights_path)
 
 # torchvision's vgg16().features / alexnet().features parameter names and shapes (facts of the model zoo files).
 VGG16_CONVS = [(0, 3, 64), (2, 64, 64), (5, 64, 128), (7, 128, 128), (10, 128, 256), (12, 256, 256),

@@ -1,4 +1,4 @@
-"""core.mesh: analytic sphere (radius within a voxel, outward normals, CCW faces, colours along the normal), EG3D
+"""core.tools.mesh: analytic sphere (radius within a voxel, outward normals, CCW faces, colours along the normal), EG3D
 border, fixture meshes through PLY/OBJ/GLB with vertex colours, MRC volumes, chunking, cancel, bad input."""
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 import trimesh
 
-from core.mesh import (MeshError, density_volume, eg3d_border, extract_mesh, field_volume, mesh_from_volume,
-                       model_field, read_mrc, save_mesh, save_mrc)
+from core.tools.mesh import (MeshError, density_volume, eg3d_border, extract_mesh, field_volume, mesh_from_volume,
+                             model_field, read_mrc, save_mesh, save_mrc)
 from core.model import model_from_snapshot
-from core.progress import Cancelled
+from core.tools.progress import Cancelled
 
 RADIUS = 0.3
 

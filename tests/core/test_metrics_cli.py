@@ -11,7 +11,7 @@ from PIL import Image
 
 from core.__main__ import main
 from core.cameras import Camera
-from core.image_files import ImageFilesError, iter_images, read_labels
+from core.files.image_files import ImageFilesError, iter_images, read_labels
 
 
 def _write_dataset(path, n=8, res=128, gray=False):

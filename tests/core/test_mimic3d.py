@@ -11,7 +11,8 @@ import torch
 
 from core.__main__ import main
 from core.cameras import Camera
-from core.checkpoint import build_generator, save_snapshot, snapshot_from_modules
+from core.build import build_generator
+from core.files.checkpoint import save_snapshot, snapshot_from_modules
 from core.model import load_model
 from core.rendering import PatchWindows, crop_patches, sample_patch_windows, sample_triplane
 from core.triplane import RenderOptions

@@ -6,9 +6,11 @@ import sys
 import pytest
 import torch
 
-from core.checkpoint import build_generator, load_snapshot
-from core.network_pickle import (CheckpointError, StubModule, UnsafePickleError, generator_config_from_stub,
-                                 mimic3d_backbone_settings, restricted_load, stub_child)
+from core.build import build_generator
+from core.files.checkpoint import load_snapshot
+from core.errors import CheckpointError
+from core.files.network_pickle import (StubModule, UnsafePickleError, generator_config_from_stub,
+                                       mimic3d_backbone_settings, restricted_load, stub_child)
 from tests.core import test_pickle_safety
 from tests.core.test_pickle_safety import (PAYLOADS, Call, Glob, _emit, assert_one_line, capture_records, load_refused,
                                            rewrite_pickle)

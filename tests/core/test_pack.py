@@ -6,7 +6,7 @@ import dataclasses
 import torch
 
 from core.__main__ import main
-from core.checkpoint import load_snapshot, save_snapshot
+from core.files.checkpoint import load_snapshot, save_snapshot
 from core.metrics.fidelity import psnr
 from core.model import load_model
 from core.student import StudentGenerator, init_from_teacher, student_config_for_teacher, student_payload

@@ -26,9 +26,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import Snapshot, build_generator, load_snapshot, save_snapshot
-from core.network_pickle import (CheckpointError, EasyDict, RestrictedUnpickler, UnsafePickleError,
-                                 _reconstruct_persistent, import_network_pickle, restricted_load)
+from core.files.snapshot import Snapshot
+from core.build import build_generator
+from core.files.checkpoint import load_snapshot, save_snapshot
+from core.errors import CheckpointError
+from core.files.network_pickle import (EasyDict, RestrictedUnpickler, UnsafePickleError, _reconstruct_persistent,
+                                       import_network_pickle, restricted_load)
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from core import ops
-from core.checkpoint import save_snapshot
+from core.files.checkpoint import save_snapshot
 from core.config import ConfigError
 from core.model import load_model
-from core.network_pickle import CheckpointError
+from core.errors import CheckpointError
 from core.student import (StudentConfig, StudentGenerator, build_student, init_from_teacher, set_camera_statistics,
                           student_config_for_teacher, student_payload)
 from core.triplane import RenderOptions
@@ -186,7 +186,7 @@ def test_fidelity_metric(student, eg3d_snapshot, tmp_path, monkeypatch, capsys):
     import numpy as np
 
     from core.__main__ import main
-    from core.lpips import LPIPS
+    from core.metrics.lpips import LPIPS
     from core.metrics.fidelity import branch_fidelity, held_out_draws, psnr
 
     path = tmp_path / "with_student.pkl"

@@ -1,4 +1,4 @@
-"""core.video: EG3D camera paths, looping cubic interpolation, frame layout, MP4/GIF read back, cancel, bad input."""
+"""core.tools.video: EG3D camera paths, looping cubic interpolation, frame layout, MP4/GIF read back, cancel, bad input."""
 from __future__ import annotations
 
 import math
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from core.model import model_from_snapshot
-from core.progress import Cancelled
-from core.video import VideoError, VideoSpec, frame_offsets, plan_video, render_frame, render_video
+from core.tools.progress import Cancelled
+from core.tools.video import VideoError, VideoSpec, frame_offsets, plan_video, render_frame, render_video
 
 FAST = dict(nrr=16, samples=(4, 4))
 

@@ -58,7 +58,7 @@ def test_ada_p_moves_and_resumes(tmp_path):
     from training.__main__ import main
     from training.dataset import Item, write_dataset
     from training.loop import latest_snapshot
-    from core.checkpoint import load_snapshot
+    from core.files.checkpoint import load_snapshot
 
     rng = np.random.RandomState(0)
     items = [Item(label=Camera.frontal_offset(float(rng.uniform(-0.5, 0.5)), 0.0).to_label()[0].numpy(),

@@ -104,7 +104,7 @@ def test_synth_tiny_builds_a_working_generator_and_discriminator():
     import torch
 
     from core.cameras import Camera
-    from core.checkpoint import build_discriminator, build_generator
+    from core.build import build_discriminator, build_generator
     from core.triplane import RenderOptions
     from training.config import discriminator_config, generator_config
 

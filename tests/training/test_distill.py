@@ -12,7 +12,7 @@ import torch
 
 from core.__main__ import main as core_main
 from core.cameras import Camera
-from core.checkpoint import load_snapshot
+from core.files.checkpoint import load_snapshot
 from core.model import load_model
 from core.triplane import RenderOptions
 from training import distill

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from core.cameras import Camera
-from core.checkpoint import load_snapshot
+from core.files.checkpoint import load_snapshot
 from training.dataset import Item, write_dataset
 
 ROOT = Path(__file__).resolve().parents[2]

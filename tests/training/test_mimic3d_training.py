@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from core.__main__ import main as core_main
-from core.checkpoint import load_snapshot
+from core.files.checkpoint import load_snapshot
 from core.config import ConfigError
 from core.discriminator import DualDiscriminator
-from core.lpips import LPIPS, TRUNK_FILES, LPIPSWeightsError
+from core.metrics.lpips import LPIPS, TRUNK_FILES, LPIPSWeightsError
 from training import loop
 from training.__main__ import main
 from training.config import PRESET_DIR, load_config

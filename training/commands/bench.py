@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.commands.bench import PeakMemory, environment, load_average
+from core.tools.bench import PeakMemory, environment, load_average
 from core.commands.common import UsageError, resolve_device
 
 from .. import loop

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from core.checkpoint import load_snapshot
+from core.files.checkpoint import load_snapshot
 from core.commands.common import UsageError, resolve_device
 
 from .. import loop

@@ -21,22 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import ConfigError, DiscriminatorConfig, GeneratorConfig, RenderingConfig
+from ..config import ConfigError, DiscriminatorConfig, GeneratorConfig, RenderingConfig
+from ..conventions import DEFAULT_RADIUS
+from ..errors import CheckpointError, first_line
 from .snapshot import Snapshot
-from .superres import EG3D_SR_CLASSES
-
-
-class CheckpointError(ValueError):
-    """A model file cannot be loaded (missing, corrupt, unsupported, or inconsistent).
-
-    The message is always a single line (text taken from the file, such as dict keys or paths, may contain
-    line breaks; the CLI prints ``error: <message>`` as exactly one line).
-    """
-
-    def __init__(self, *args: Any) -> None:
-        if args and isinstance(args[0], str):
-            args = (" ".join(part.strip() for part in args[0].splitlines() if part.strip()), *args[1:])
-        super().__init__(*args)
+from ..superres import EG3D_SR_CLASSES
 
 
 class UnsafePickleError(CheckpointError):
@@ -120,7 +109,7 @@ def _load_storage_bytes(blob: bytes) -> Any:
     try:
         storage = torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu")
     except Exception as e:  # noqa: BLE001 - any failure here means a damaged file
-        msg = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
+        msg = first_line(e)[:120]
         raise CheckpointError(f"damaged tensor storage ({type(e).__name__}: {msg})") from None
     if not isinstance(storage, torch.storage.TypedStorage):
         raise UnsafePickleError(f"tensor storage record holds a {type(storage).__name__}, not a storage")
@@ -259,7 +248,7 @@ def _check_memo_indices(data: bytes) -> None:
     except CheckpointError:
         raise
     except Exception as e:  # noqa: BLE001 - unparsable opcodes: the unpickler would fail on them as well
-        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        msg = first_line(e)[:160] or type(e).__name__
         raise CheckpointError(f"not a valid network pickle ({msg})") from None
 
 
@@ -274,7 +263,7 @@ def restricted_load(data: bytes) -> Any:
         raise CheckpointError("damaged pickle: nesting too deep") from None
     except Exception as e:  # noqa: BLE001 - whitelisted callables fed hostile arguments raise anything
         # (e.g. AssertionError from torch._utils.set_tensor_metadata); every one of them means a bad file.
-        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        msg = first_line(e)[:160] or type(e).__name__
         raise CheckpointError(f"not a valid network pickle ({type(e).__name__}: {msg})") from None
 
 
@@ -428,7 +417,7 @@ def generator_config_from_stub(node: StubModule) -> tuple[GeneratorConfig, list[
             ignored.append(k)
     rendering["c_scale"] = float(rk.get("c_scale", 0))  # EG3D: rendering_kwargs.get('c_scale', 0)
     rendering["gpc_reg_prob"] = rk.get("gpc_reg_prob")
-    rendering.setdefault("avg_camera_radius", 2.7)
+    rendering.setdefault("avg_camera_radius", DEFAULT_RADIUS)
     rendering.setdefault("avg_camera_pivot", [0.0, 0.0, 0.0])
     rendering["plane_convention"] = "mimic3d" if mimic3d else "eg3d"
     for k in ("ray_start", "ray_end", "box_warp", "avg_camera_radius", "density_reg", "density_reg_p_dist",
@@ -509,7 +498,7 @@ def import_network_pickle(data: bytes) -> Snapshot:
         raise CheckpointError("not a network snapshot: module tree nested too deep (or cyclic)") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RuntimeError) as e:
         # a well-formed pickle whose records lack fields or hold values of the wrong type
-        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+        msg = first_line(e)[:160]
         raise CheckpointError(f"malformed network snapshot ({type(e).__name__}: {msg})") from None
 
 

@@ -13,11 +13,12 @@ from typing import Iterator
 
 import numpy as np
 from PIL import Image
+from ..errors import TridentError, first_line
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-class ImageFilesError(ValueError):
+class ImageFilesError(TridentError):
     """An image collection cannot be read; the message names the file."""
 
 
@@ -57,7 +58,7 @@ def iter_images(path: str | Path, limit: int | None = None) -> Iterator[tuple[st
                 with Image.open(io.BytesIO(data)) as img:
                     yield name, _to_rgb(img)
             except (OSError, ValueError, zipfile.BadZipFile) as e:
-                raise ImageFilesError(f"cannot read image {name}: {str(e).splitlines()[0] if str(e) else e}") from None
+                raise ImageFilesError(f"cannot read image {name}: {first_line(e)}") from None
     finally:
         if zf is not None:
             zf.close()

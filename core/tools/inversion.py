@@ -9,7 +9,7 @@ Recipe (oneThousand1000/EG3D-projector, after StyleGAN2's projector, Karras et a
 * Adam (0.9, 0.999); learning rate lr * ramp, ramp = min(1, t / 0.05) * (0.5 - 0.5 cos(pi min(1, (1 - t) / 0.25)))
   with t = step / steps (linear ramp-up over the first 5 %, cosine ramp-down over the last 25 %);
 * Gaussian noise added to w with std w_std * 0.05 * max(0, 1 - t / 0.75)^2 (explores early, gone at 75 %);
-* loss: LPIPS (VGG16, :mod:`core.lpips`) + ``mse_weight`` * MSE on images area-downsampled to at most
+* loss: LPIPS (VGG16, :mod:`core.metrics.lpips`) + ``mse_weight`` * MSE on images area-downsampled to at most
   ``loss_resolution`` (the projector uses 256), or MSE alone (``loss="mse"``, no ImageNet weights needed).
   The projector's noise-buffer regulariser is not needed: Trident renders with constant noise.
 
@@ -44,22 +44,25 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .atomic import atomic_folder
-from .cameras import Camera, focal_to_fov
-from .latent_files import save_camera, save_latent
-from .model import RENDERERS, Model
+from ..files.atomic import atomic_folder
+from ..files.image_io import to_uint8
+from ..cameras import Camera, focal_to_fov
+from ..files.latent_files import save_camera, save_latent
+from ..model import RENDERERS, Model
 from .progress import CancelFlag, ProgressFn, check_cancel, report
-from .triplane import RenderOptions
+from ..metrics.fidelity import psnr
+from ..triplane import RenderOptions
 from .video import label_panel
+from ..errors import TridentError
 
 __all__ = ["InversionError", "InversionSpec", "InversionResult", "invert", "save_inversion", "orbit_from_label",
-           "label_from_orbit", "psnr"]
+           "label_from_orbit"]
 
 
 OUTPUT_NAMES = ("latent.npy", "camera.npy", "compare.png", "orbit.mp4", "inversion.json", "network.pkl")
 
 
-class InversionError(ValueError):
+class InversionError(TridentError):
     """Inversion settings or inputs that cannot work (one line)."""
 
 
@@ -108,10 +111,9 @@ class InversionResult:
     history: list[dict] = field(default_factory=list)   # per step: {"step", "loss", "psnr"}
 
 
-def psnr(a: Tensor, b: Tensor) -> float:
-    """PSNR in dB of images in [-1, 1] (peak-to-peak 2, i.e. the usual PSNR of the [0, 1] images)."""
-    mse = F.mse_loss(a.detach().float(), b.detach().float()).item()
-    return float("inf") if mse == 0 else 10 * math.log10(4.0 / mse)
+def _psnr(a: Tensor, b: Tensor) -> float:
+    """The batch's mean PSNR (:func:`core.metrics.fidelity.psnr`) as a number for the progress records."""
+    return float(psnr(a.detach(), b.detach()).mean())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -184,10 +186,6 @@ def _fit(x: Tensor, size: int) -> Tensor:
     return F.interpolate(x, size=(size, size), mode="area") if x.shape[-1] > size else x
 
 
-def _to_uint8(x: Tensor) -> np.ndarray:
-    return (x[0].detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
 class _Loss:
     def __init__(self, spec: InversionSpec, target: Tensor, lpips_module):
         self.spec = spec
@@ -219,9 +217,9 @@ def invert(model: Model, target: Tensor, camera: Tensor, spec: InversionSpec = I
         camera: the photo's camera label [1, 25] (the starting point when ``spec.optimize_camera``).
         spec: settings (:class:`InversionSpec`).
         progress: receives ``Progress(stage="w"|"w+"|"pti", done, total, preview, values={"loss", "psnr"})``.
-        cancel: ``threading.Event`` or callable; raises :class:`~core.progress.Cancelled` at the next step.
-        lpips: an LPIPS module to use (default: ``core.lpips.load_lpips(spec.lpips_net)``, which raises
-            :class:`~core.lpips.LPIPSTrunkMissingError` without ImageNet weights; ``loss="mse"`` needs none).
+        cancel: ``threading.Event`` or callable; raises :class:`~core.tools.progress.Cancelled` at the next step.
+        lpips: an LPIPS module to use (default: ``core.metrics.lpips.load_lpips(spec.lpips_net)``, which raises
+            :class:`~core.metrics.lpips.LPIPSTrunkMissingError` without ImageNet weights; ``loss="mse"`` needs none).
     """
     t_start = time.perf_counter()
     device = model.device
@@ -232,7 +230,7 @@ def invert(model: Model, target: Tensor, camera: Tensor, spec: InversionSpec = I
     if spec.loss != "lpips":
         lpips = None
     elif lpips is None:
-        from .lpips import load_lpips
+        from ..metrics.lpips import load_lpips
         lpips = load_lpips(spec.lpips_net, device)
     opts = RenderOptions(resolution=spec.nrr, deterministic=True,
                          depth_resolution=spec.samples[0] if spec.samples else None,
@@ -282,12 +280,12 @@ def invert(model: Model, target: Tensor, camera: Tensor, spec: InversionSpec = I
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
         optimizer.step()
-        rec = {"step": step + 1, "loss": float(loss.detach()), "psnr": psnr(image, target)}
+        rec = {"step": step + 1, "loss": float(loss.detach()), "psnr": _psnr(image, target)}
         if dist is not None:
             rec["lpips"] = float(dist.detach())
         history.append(rec)
         show = spec.preview_every > 0 and ((step + 1) % spec.preview_every == 0 or step + 1 == spec.steps)
-        report(progress, stage, step + 1, spec.steps, _to_uint8(image) if show else None,
+        report(progress, stage, step + 1, spec.steps, to_uint8(image[0]) if show else None,
                **{k: v for k, v in rec.items() if k != "step"})
 
     ws_final = (w_opt.expand(1, model.num_ws, -1) if spec.space == "w" else w_opt).detach().clone()
@@ -295,7 +293,7 @@ def invert(model: Model, target: Tensor, camera: Tensor, spec: InversionSpec = I
         cam_final = current_camera().detach().clone()
         image = _render(model, spec.branch, ws_final, cam_final, opts)
         final_lpips = float(lpips(_fit(image, loss_fn.size), loss_fn.target).mean()) if lpips is not None else None
-    result = InversionResult(ws=ws_final, camera=cam_final, target=target, image=image, psnr=psnr(image, target),
+    result = InversionResult(ws=ws_final, camera=cam_final, target=target, image=image, psnr=_psnr(image, target),
                              lpips=final_lpips, spec=spec, steps_done=spec.steps, history=history)
     if spec.pti_steps > 0:
         _pivotal_tuning(model, result, opts, loss_fn, progress, cancel)
@@ -323,11 +321,11 @@ def _pivotal_tuning(model: Model, result: InversionResult, opts: RenderOptions, 
             loss.backward()
         optimizer.step()
         done = step + 1
-        rec = {"loss": float(loss.detach()), "psnr": psnr(image, result.target)}
+        rec = {"loss": float(loss.detach()), "psnr": _psnr(image, result.target)}
         if dist is not None:
             rec["lpips"] = float(dist.detach())
         show = spec.preview_every > 0 and (done % spec.preview_every == 0 or done == spec.pti_steps)
-        report(progress, "pti", done, spec.pti_steps, _to_uint8(image) if show else None, **rec)
+        report(progress, "pti", done, spec.pti_steps, to_uint8(image[0]) if show else None, **rec)
         if dist is not None and rec["lpips"] < spec.pti_lpips_threshold:
             break
     G.requires_grad_(False).eval()
@@ -335,7 +333,7 @@ def _pivotal_tuning(model: Model, result: InversionResult, opts: RenderOptions, 
         image = _render(tuned, spec.branch, ws, cam, opts)
         if loss_fn.lpips is not None:
             result.tuned_lpips = float(loss_fn.lpips(_fit(image, loss_fn.size), loss_fn.target).mean())
-    result.tuned, result.tuned_image, result.tuned_psnr = tuned, image, psnr(image, result.target)
+    result.tuned, result.tuned_image, result.tuned_psnr = tuned, image, _psnr(image, result.target)
     result.pti_steps_done = done
 
 
@@ -345,10 +343,10 @@ def _pivotal_tuning(model: Model, result: InversionResult, opts: RenderOptions, 
 
 def compare_image(result: InversionResult) -> np.ndarray:
     """photo | inversion | (PTI), labelled, uint8 [H, k*W, 3]."""
-    panels = [label_panel(_to_uint8(result.target), "photo"),
-              label_panel(_to_uint8(result.image), f"{result.spec.space} {result.psnr:.1f} dB")]
+    panels = [label_panel(to_uint8(result.target[0]), "photo"),
+              label_panel(to_uint8(result.image[0]), f"{result.spec.space} {result.psnr:.1f} dB")]
     if result.tuned_image is not None:
-        panels.append(label_panel(_to_uint8(result.tuned_image), f"PTI {result.tuned_psnr:.1f} dB"))
+        panels.append(label_panel(to_uint8(result.tuned_image[0]), f"PTI {result.tuned_psnr:.1f} dB"))
     return np.concatenate(panels, axis=1)
 
 
@@ -361,8 +359,8 @@ def save_inversion(result: InversionResult, model: Model, outdir: str | os.PathL
     together or not at all (staged, then moved into ``outdir``); outputs of an earlier run in the same folder that
     this run does not write (e.g. its ``network.pkl`` when this run has no PTI) are removed, so the folder never
     mixes two inversions."""
-    from .checkpoint import save_snapshot
-    from .model import EXTRA_BRANCH_BUILDERS
+    from ..files.checkpoint import save_snapshot
+    from ..model import EXTRA_BRANCH_BUILDERS
     from .video import VideoSpec, render_video
 
     outdir = Path(outdir)

@@ -14,11 +14,12 @@ import torch
 from torch import Tensor
 
 from .atomic import atomic_output
+from ..errors import TridentError, first_line
 
 __all__ = ["LatentFileError", "load_latent", "save_latent", "load_camera", "save_camera", "parse_camera"]
 
 
-class LatentFileError(ValueError):
+class LatentFileError(TridentError):
     """A latent or camera file that is missing, unreadable or of the wrong shape for the model."""
 
 
@@ -29,7 +30,7 @@ def _read_npy(path: str | os.PathLike, what: str) -> np.ndarray:
     try:
         arr = np.load(p, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
-        raise LatentFileError(f"cannot read {what} file {p}: {str(e).splitlines()[0] if str(e) else e}") from None
+        raise LatentFileError(f"cannot read {what} file {p}: {first_line(e)}") from None
     if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.floating):
         raise LatentFileError(f"{what} file {p} does not hold a float array")
     if not np.all(np.isfinite(arr)):

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .config import DiscriminatorConfig, GeneratorConfig
+from ..config import DiscriminatorConfig, GeneratorConfig
 
 
 @dataclass

@@ -33,11 +33,13 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from .atomic import atomic_output
-from .cameras import DEFAULT_FOV_DEG
-from .model import Model
+from ..files.atomic import atomic_output
+from ..files.image_io import to_uint8
+from ..conventions import DEFAULT_FOV_DEG
+from ..model import Model
 from .progress import CancelFlag, ProgressFn, check_cancel, report
-from .triplane import RenderOptions
+from ..triplane import RenderOptions
+from ..errors import TridentError
 
 __all__ = ["VideoError", "VideoSpec", "VideoInfo", "VideoPlan", "plan_video", "frame_offsets", "render_frame",
            "render_video", "label_panel", "MODES", "OUTPUTS", "FORMATS"]
@@ -48,7 +50,7 @@ FORMATS = (".mp4", ".gif")
 MACRO_BLOCK = 16
 
 
-class VideoError(ValueError):
+class VideoError(TridentError):
     """A video request that cannot be rendered (bad settings, branch or output not available)."""
 
 
@@ -213,7 +215,7 @@ def _to_panel(x: Tensor, output: str) -> np.ndarray:
         d = (d - lo) / (hi - lo) if hi > lo else torch.zeros_like(d)
         g = (d * 255).round().clamp(0, 255).to(torch.uint8).numpy()
         return np.repeat(g[..., None], 3, axis=2)
-    return (x[:3] * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return to_uint8(x[:3])
 
 
 def _font(size: int):
@@ -298,7 +300,7 @@ def gif_fps(fps: float) -> float:
 def render_video(model: Model, spec: VideoSpec, out_path: str | os.PathLike, progress: ProgressFn | None = None,
                  cancel: CancelFlag = None) -> VideoInfo:
     """Render ``spec`` to ``out_path`` (.mp4 or .gif). Reports ``Progress('frames', f, F, preview=frame)`` after
-    each frame; on cancel (:class:`~core.progress.Cancelled`) or error no output file is left behind."""
+    each frame; on cancel (:class:`~core.tools.progress.Cancelled`) or error no output file is left behind."""
     out_path = Path(out_path)
     suffix = out_path.suffix.lower()
     _check(suffix in FORMATS, f"video file must end in {' or '.join(FORMATS)}, got {out_path.name!r}")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from ..errors import TridentError, first_line
 
 __all__ = ["LPIPS", "LPIPSWeightsError", "LPIPSTrunkMissingError", "TRUNK_FILES", "load_lpips",
            "trunk_weights_path", "heads_path"]
@@ -53,7 +54,7 @@ _SCALE = (0.458, 0.448, 0.450)
 _EPS = 1e-10
 
 
-class LPIPSWeightsError(ValueError):
+class LPIPSWeightsError(TridentError):
     """Trunk or head weights are missing or do not fit; the message names the file and where to put it.
     (A ValueError so that commands report it as one ``error:`` line.)"""
 
@@ -164,7 +165,7 @@ def _load_state(path: Path) -> dict[str, Tensor]:
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt or non-tensor file: one clear line
-        raise LPIPSWeightsError(f"cannot read weights file {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
+        raise LPIPSWeightsError(f"cannot read weights file {path}: {type(e).__name__}: {first_line(e)}") from None
     if not isinstance(sd, dict):
         raise LPIPSWeightsError(f"weights file {path} does not hold a state dict")
     return sd
@@ -207,7 +208,7 @@ class LPIPS(nn.Module):
             self.trunk.features.load_state_dict(feats, strict=True)
         except RuntimeError as e:
             raise LPIPSWeightsError(f"{path} is not a torchvision {TRUNK_FILES[self.net]} file: "
-                                    f"{str(e).splitlines()[0]}") from None
+                                    f"{first_line(e)}") from None
 
     def load_heads(self, path: Path) -> None:
         if not path.is_file():
@@ -216,7 +217,7 @@ class LPIPS(nn.Module):
         try:
             self.lins.load_state_dict({k[len("lin"):]: v for k, v in sd.items() if k.startswith("lin")}, strict=True)
         except RuntimeError as e:
-            raise LPIPSWeightsError(f"{path} is not an lpips {self.net} head file: {str(e).splitlines()[0]}") from None
+            raise LPIPSWeightsError(f"{path} is not an lpips {self.net} head file: {first_line(e)}") from None
 
     def train(self, mode: bool = True) -> "LPIPS":
         return super().train(False)                        # always eval: heads' dropout is off, no batch stats

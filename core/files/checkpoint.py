@@ -10,7 +10,7 @@ A Trident snapshot is a ``torch.save`` archive of plain data only and loads with
      "extra": {...}}     # other branches, optimizer/progress state, metadata: plain data and tensors
 
 :func:`load_snapshot` accepts both Trident files and EG3D network pickles (the latter through the restricted
-unpickler of :mod:`core.network_pickle`; no code from the file is ever executed).
+unpickler of :mod:`core.files.network_pickle`; no code from the file is ever executed).
 """
 from __future__ import annotations
 
@@ -24,73 +24,18 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError, DiscriminatorConfig, GeneratorConfig, from_dict, to_dict
-from .discriminator import DualDiscriminator
+from ..build import build_generator
+from ..config import ConfigError, DiscriminatorConfig, GeneratorConfig, from_dict, to_dict
+from ..discriminator import DualDiscriminator
+from ..errors import CheckpointError, first_line
+from ..triplane import TriPlaneGenerator
+from .network_pickle import UnsafePickleError, import_network_pickle
 from .snapshot import Snapshot
-from .network_pickle import CheckpointError, UnsafePickleError, import_network_pickle
-from .mimic3d import Mimic3DGenerator
-from .triplane import TriPlaneGenerator
 
 FORMAT_NAME = "trident-snapshot"
 FORMAT_VERSION = 1
 
-__all__ = ["Snapshot", "CheckpointError", "UnsafePickleError", "load_snapshot", "save_snapshot", "load_generator",
-           "build_generator", "build_discriminator"]
-
-# Buffers that the reference stores but Trident derives (deterministic FIR filters) or does not keep.
-_DERIVED_SUFFIXES = ("resample_filter",)
-
-
-def _is_derived(key: str) -> bool:
-    return key.rsplit(".", 1)[-1] in _DERIVED_SUFFIXES
-
-
-def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    """Copy tensors by name; every tensor the module needs must be present with the right shape."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state and k != "dataset_label_std"]
-    unexpected = [k for k in state if k not in own and not _is_derived(k)]
-    if missing:
-        raise CheckpointError(f"{what}: {len(missing)} tensor(s) missing from the file, e.g. {missing[0]}")
-    if unexpected:
-        raise CheckpointError(f"{what}: {len(unexpected)} unexpected tensor(s) in the file, e.g. {unexpected[0]}")
-    for k, v in own.items():
-        if k not in state:
-            continue
-        src = state[k]
-        if not isinstance(src, torch.Tensor):
-            raise CheckpointError(f"{what}: {k} is not a tensor")
-        if src.shape != v.shape and src.numel() == v.numel() and src.squeeze().shape == v.squeeze().shape:
-            src = src.reshape(v.shape)  # e.g. Mimic3D's [1, C, 4, 4] const vs EG3D's [C, 4, 4]
-        if src.shape != v.shape:
-            raise CheckpointError(f"{what}: {k} has shape {tuple(src.shape)} in the file, model expects {tuple(v.shape)}")
-        with torch.no_grad():
-            v.copy_(src.to(v.dtype))
-
-
-def build_generator(cfg: GeneratorConfig, state: dict[str, torch.Tensor] | None = None,
-                    device: str | torch.device = "cpu") -> TriPlaneGenerator:
-    """The generator a config describes (:class:`Mimic3DGenerator` when ``cfg.aware3d_res`` is set), in eval mode
-    without gradients, with ``state`` copied in by name (strict: every tensor, right shapes)."""
-    try:
-        G = Mimic3DGenerator(cfg) if cfg.aware3d_res else TriPlaneGenerator(cfg)
-    except (ValueError, AssertionError) as e:  # inconsistent settings, e.g. SR output vs img_resolution
-        raise CheckpointError(f"unsupported generator settings: {e}") from None
-    if state is not None:
-        load_state_strict(G, state, "G")
-    return G.eval().requires_grad_(False).to(device)
-
-
-def build_discriminator(cfg: DiscriminatorConfig, state: dict[str, torch.Tensor] | None = None,
-                        device: str | torch.device = "cpu") -> DualDiscriminator:
-    try:
-        D = DualDiscriminator(cfg)
-    except (ValueError, AssertionError) as e:
-        raise CheckpointError(f"unsupported discriminator settings: {e}") from None
-    if state is not None:
-        load_state_strict(D, state, "D")
-    return D.eval().requires_grad_(False).to(device)
-
+__all__ = ["load_snapshot", "save_snapshot", "load_generator", "snapshot_from_modules"]
 
 # ----------------------------------------------------------------------------------------------------------
 # saving
@@ -168,7 +113,7 @@ def _read_trident(path: Path) -> Snapshot:
     except pickle.UnpicklingError as e:
         raise UnsafePickleError(f"refusing to load: {_weights_only_reason(str(e))}") from None
     except Exception as e:  # noqa: BLE001 - corrupt archives raise many types
-        raise CheckpointError(f"damaged Trident file ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
+        raise CheckpointError(f"damaged Trident file ({type(e).__name__}: {first_line(e)[:160]})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise CheckpointError("not a Trident snapshot (no 'format: trident-snapshot' header)")
     if data.get("version") != FORMAT_VERSION:

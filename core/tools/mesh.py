@@ -32,10 +32,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import rendering
-from .atomic import atomic_output
-from .model import Model
+from .. import rendering
+from ..files.atomic import atomic_output
+from ..model import Model
 from .progress import CancelFlag, ProgressFn, check_cancel, report
+from ..errors import TridentError
 
 __all__ = ["MeshError", "Mesh", "Volume", "ModelField", "model_field", "density_volume", "field_volume", "mesh_from_volume", "extract_mesh",
            "save_mesh", "save_mrc", "read_mrc", "MESH_FORMATS", "EG3D_BORDER_VALUE", "eg3d_border"]
@@ -47,7 +48,7 @@ DensityFn = Callable[[Tensor], Tensor]                 # points [M, 3] -> raw de
 ColorFn = Callable[[Tensor, Tensor], Tensor]           # ray origins, dirs [M, 3] -> rgb in [0, 1] [M, 3]
 
 
-class MeshError(ValueError):
+class MeshError(TridentError):
     """A mesh request that cannot be met (no surface at that level, bad size, no density field, bad file)."""
 
 

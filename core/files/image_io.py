@@ -17,12 +17,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ..errors import TridentError, first_line
+from .atomic import atomic_output
+
 __all__ = ["PhotoError", "load_photo", "to_rgb8", "crop_square", "photo_to_tensor", "parse_crop_box"]
 
 MAX_PIXELS = 200_000_000       # refuse absurd images before decoding them (decompression bombs)
 
 
-class PhotoError(ValueError):
+class PhotoError(TridentError):
     """The photo cannot be read or framed as asked; the message names the file or the bad setting."""
 
 
@@ -83,7 +86,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except PhotoError:
         raise
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as pil_error:
-        msg = str(pil_error).splitlines()[0] if str(pil_error) else type(pil_error).__name__
+        msg = first_line(pil_error) or type(pil_error).__name__
         if p.suffix.lower() not in (".tif", ".tiff"):
             raise PhotoError(f"cannot read image {p}: {msg}") from None
         try:
@@ -140,3 +143,18 @@ def photo_to_tensor(img: np.ndarray, device: str | torch.device = "cpu") -> torc
     """uint8 [H, W, 3] -> float [1, 3, H, W] in [-1, 1] (the generator's image range)."""
     t = torch.from_numpy(np.array(img, dtype=np.uint8)).to(device).permute(2, 0, 1)[None].float()
     return t / 127.5 - 1.0
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write image [H, W, 3] uint8 to ``path`` atomically (:func:`core.files.atomic.atomic_output`); creates the
+    folder."""
+    with atomic_output(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG")
+    return Path(path)
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """[3, H, W] in about [-1, 1] -> [H, W, 3] uint8 (EG3D: x * 127.5 + 128, clamped); inverse of
+    :func:`photo_to_tensor`."""
+    x = (img.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    return x.permute(1, 2, 0).cpu().numpy()

@@ -1,0 +1,1 @@
+"""Formats and I/O: model files, latent and camera files, photos and PNGs, image folders and EG3D datasets."""

@@ -1,0 +1,216 @@
+"""The benchmark harness: timed runs (CUDA events or the wall clock plus process CPU time), peak memory over a
+section, the measured generator pass and the machine's description. ``python -m core bench`` and
+``python -m training bench`` report with it."""
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import platform
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..cameras import Camera
+from ..triplane import RenderOptions, TriPlaneGenerator
+
+SAMPLING = {"det": True, "std": False}   # sampling mode -> RenderOptions.deterministic
+SEED = 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# memory
+
+
+class PeakMemory:
+    """Peak memory increase over a section: CUDA allocator statistics or the process's resident set size."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._libc = None
+        if device.type == "cuda":
+            self.method = "cuda max_memory_allocated"
+            return
+        try:
+            self._libc = ctypes.CDLL("libc.so.6")
+        except OSError:
+            self._libc = None
+        if self._can_reset_hwm():
+            self.method = "linux VmHWM reset via /proc/self/clear_refs"
+        else:
+            self.method = "getrusage ru_maxrss (lifetime peak, not resettable: lower bound)"
+        if self._libc is not None:
+            self.method += " + malloc_trim"
+
+    @staticmethod
+    def _status_kb(field: str) -> int | None:
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def _can_reset_hwm(self) -> bool:
+        if self._status_kb("VmHWM") is None:
+            return False
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            return True
+        except OSError:
+            return False
+
+    def _rss_kb(self) -> int:
+        kb = self._status_kb("VmRSS")
+        if kb is None:
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # only the lifetime peak is known
+        return kb
+
+    def start(self) -> None:
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            return
+        if self._libc is not None:
+            self._libc.malloc_trim(0)  # hand freed heap pages back, so the baseline is what is really in use
+        if "VmHWM" in self.method:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self._base = self._status_kb("VmRSS") or 0
+        else:
+            self._base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    def stop_mb(self) -> tuple[float, float]:
+        """(peak increase, baseline) in MiB."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device)
+            return (peak - self._base) / 2 ** 20, self._base / 2 ** 20
+        if "VmHWM" in self.method:
+            peak = self._status_kb("VmHWM") or 0
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return max(peak - self._base, 0) / 1024, self._base / 1024
+
+
+# ----------------------------------------------------------------------------------------------------------
+# timing
+
+
+def time_runs(fn: Callable[[], torch.Tensor], device: torch.device, warmup: int, repeats: int
+              ) -> tuple[list[float], list[float] | None, torch.Tensor]:
+    """``repeats`` timed calls after ``warmup`` untimed ones: (times in ms, process CPU ms or None, last output).
+
+    CUDA work is timed with CUDA events; CPU work with the wall clock (the process CPU time, less sensitive to
+    other processes on a shared machine, is recorded as well).
+    """
+    out = None
+    for _ in range(warmup):
+        out = fn()
+        del out
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    times, cpu_times = [], []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            out = fn()
+            end.record()
+            torch.cuda.synchronize(device)
+            times.append(float(start.elapsed_time(end)))
+        else:
+            c0, t0 = time.process_time(), time.perf_counter()
+            out = fn()
+            times.append((time.perf_counter() - t0) * 1000.0)
+            cpu_times.append((time.process_time() - c0) * 1000.0)
+    return times, (cpu_times or None), out
+
+
+@dataclass
+class Case:
+    model: str
+    nrr: int          # sr2d: neural rendering resolution; direct3d: the output resolution (rays per side)
+    coarse: int
+    importance: int
+    batch: int
+    sampling: str
+    branch: str = "sr2d"
+
+
+def make_pass(G: TriPlaneGenerator, case: Case, device: torch.device, plain: bool) -> Callable[[], torch.Tensor]:
+    """The measured work: mapping + synthesis of the branch's image (sr2d: super-resolved) for a batch, frontal
+    camera."""
+    r = G.cfg.rendering
+    z = torch.from_numpy(np.random.RandomState(SEED).randn(case.batch, G.z_dim)).float().to(device)
+    c = Camera.frontal_offset(0.0, 0.0, r.avg_camera_pivot, r.avg_camera_radius, device=device).to_label()
+    c = c.expand(case.batch, -1).contiguous()
+    opts = RenderOptions(resolution=case.nrr, depth_resolution=case.coarse, depth_resolution_importance=case.importance,
+                         deterministic=SAMPLING[case.sampling], noise_mode="const", plain=plain)
+
+    def fn() -> torch.Tensor:
+        gen = torch.Generator(device=device).manual_seed(SEED)  # same jitter for every run and both paths
+        with torch.no_grad():
+            ws = G.mapping(z, c)
+            if case.branch == "direct3d":
+                return G.synthesis_direct3d(ws, c, opts, generator=gen)["image"]
+            return G.synthesis(ws, c, opts, generator=gen)["image"]
+    return fn
+
+
+def measure(G: TriPlaneGenerator, case: Case, device: torch.device, plain: bool, warmup: int, repeats: int,
+            mem: PeakMemory) -> dict:
+    fn = make_pass(G, case, device, plain)
+    mem.start()
+    times, cpu_times, image = time_runs(fn, device, warmup, repeats)
+    peak, base = mem.stop_mb()
+    return {"times_ms": times, "ms_per_image": statistics.median(times) / case.batch,
+            "ms_per_image_min": min(times) / case.batch, "cpu_times_ms": cpu_times, "peak_mb": peak,
+            "baseline_mb": base, "image": image}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# environment and output
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU: {name}"
+
+
+def environment(device: torch.device) -> dict:
+    env = {"device": str(device), "device_name": device_name(device), "torch": torch.__version__,
+           "python": platform.python_version(), "platform": platform.platform(), "threads": torch.get_num_threads(),
+           "cpu_count": os.cpu_count(), "precision": "fp32"}
+    if device.type == "cuda":
+        env["cuda"] = torch.version.cuda
+        env["cudnn"] = torch.backends.cudnn.version()
+    return env
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
