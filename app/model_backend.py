@@ -17,7 +17,7 @@ from torch import Tensor
 
 from core.cameras import fov_to_focal
 from core.files.image_io import to_uint8
-from core.model import Model, load_model
+from core.model import VOLUME_BRANCHES, Model, load_model
 from core.triplane import RenderOptions
 
 from .requests import BranchResult, LatentBank, LatentSpec, ModelInfo, RenderRequest, depth_range
@@ -100,23 +100,13 @@ class ModelBackend:
     # -- rendering ------------------------------------------------------------------------------------------
     def _triplanes(self, spec: LatentSpec, ws: Tensor, noise_mode: str) -> list[Tensor]:
         """[coarse] or, with Mimic3D detail planes, [coarse, detail]; one backbone run serves every branch."""
-        G = self.model.G
-
-        def make() -> list[Tensor]:
-            if getattr(G, "has_direct3d", False):
-                return list(G.triplanes(ws, noise_mode=noise_mode))
-            return [G.planes(ws, noise_mode=noise_mode)]
-        return self._planes_cache.get_or((spec, noise_mode), make)
+        return self._planes_cache.get_or((spec, noise_mode), lambda: self.model.triplanes(ws, noise_mode=noise_mode))
 
     def _render(self, branch: str, spec: LatentSpec, ws: Tensor, c: Tensor, opts: RenderOptions) -> dict:
         """Model.render's outputs for ``branch``; the volume-rendered branches reuse cached tri-planes, so orbiting,
         zooming and changing render options skip the StyleGAN2 backbone (tests check equality with Model.render)."""
-        G = self.model.G
-        if branch == "sr2d":
-            return G.synthesis(ws, c, opts, planes=self._triplanes(spec, ws, opts.noise_mode)[0])
-        if branch == "direct3d" and hasattr(G, "synthesis_direct3d"):
-            return G.synthesis_direct3d(ws, c, opts, planes=self._triplanes(spec, ws, opts.noise_mode))
-        return self.model.render(branch, ws, c, opts)
+        planes = self._triplanes(spec, ws, opts.noise_mode) if branch in VOLUME_BRANCHES else None
+        return self.model.render(branch, ws, c, opts, planes=planes)
 
     def branch_options(self, request: RenderRequest, branch: str) -> RenderOptions:
         """The request's resolution is sr2d's neural rendering resolution; direct3d renders at its output resolution

@@ -47,11 +47,7 @@ class Mimic3DGenerator(TriPlaneGenerator):
         if not cfg.aware3d_res:
             raise ValueError("a Mimic3D generator needs aware3d_res (the 3D-aware backbone resolutions)")
         super().__init__(cfg)
-
-    @property
-    def has_direct3d(self) -> bool:
-        """True when the detail tri-planes exist (Mimic3D's 3D stage)."""
-        return self.cfg.detail_blocks > 0
+        self.has_direct3d = cfg.detail_blocks > 0   # the detail tri-planes exist (Mimic3D's 3D stage)
 
     # -- tri-planes -----------------------------------------------------------------------------------------
     def triplanes(self, ws: Tensor, noise_mode: str = "const", plain: bool = False) -> list[Tensor]:

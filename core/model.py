@@ -7,20 +7,26 @@ branch it has from the same ``ws`` and camera label:
 * ``direct3d`` coarse + detail tri-planes volume-rendered at the output resolution (Mimic3D);
 * ``student``  pose-conditioned convolutional generator distilled from the NeRF-GAN (Shahbazi et al. 2023).
 
-Every caller (``python -m core samples|video|mesh|invert``, the viewer, distillation) goes through
-:meth:`Model.render`, so a new branch is one entry in :data:`RENDERERS` and nothing else changes.
+:class:`Model` is the only branch API: every caller (``python -m core samples|video|mesh|invert|metrics|bench``,
+the viewer, inversion, the training grid, distillation) renders through :meth:`Model.render`, computes tri-planes
+through :meth:`Model.triplanes` and asks :attr:`Model.branches` what a model has. Adding a branch touches this
+module (:data:`BRANCHES`, :attr:`Model.branches`, :meth:`Model.render`, and :data:`VOLUME_BRANCHES` or
+:data:`EXTRA_BRANCHES` where it applies) and the new branch's generator module, nothing else.
+
+:meth:`Model.render` leaves gradients to the caller: inference wraps it in ``torch.no_grad()``, inversion
+optimises through it.
 
 Example::
 
     model = load_model("model.pkl", device="cpu")
     ws = model.mapping(model.z_from_seed(0), model.camera_label(0.0, 0.0))
-    out = model.render("sr2d", ws, model.camera_label(0.3, 0.0))   # {'image': [1, 3, H, W], ...}
+    with torch.no_grad():
+        out = model.render("sr2d", ws, model.camera_label(0.3, 0.0))   # {'image': [1, 3, H, W], ...}
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -36,37 +42,8 @@ from .triplane import RenderOptions, TriPlaneGenerator
 from .errors import TridentError
 
 BRANCHES = ("sr2d", "direct3d", "student")
-
-# Renderer signature: (model, ws [B, num_ws, w_dim], camera label [B, 25], options, torch.Generator | None)
-#   -> {'image': [B, 3, H, W] (about [-1, 1]), optionally 'image_depth': [B, 1, h, w], 'image_raw': [B, 3, h, w]}
-Renderer = Callable[["Model", Tensor, Tensor, RenderOptions, "torch.Generator | None"], dict[str, Tensor]]
-
-
-def _render_sr2d(model: "Model", ws: Tensor, c: Tensor, opts: RenderOptions,
-                 generator: torch.Generator | None) -> dict[str, Tensor]:
-    out = model.G.synthesis(ws, c, opts, generator=generator)
-    return {"image": out["image"], "image_depth": out["image_depth"], "image_raw": out["image_raw"],
-            "feature_image": out["feature_image"]}  # [B, 32, h, w]: the distillation target of the student
-
-
-def _render_direct3d(model: "Model", ws: Tensor, c: Tensor, opts: RenderOptions,
-                     generator: torch.Generator | None) -> dict[str, Tensor]:
-    """Mimic3D: coarse + detail tri-planes (``opts.triplanes``) rendered at ``opts.resolution`` or the output size."""
-    out = model.G.synthesis_direct3d(ws, c, opts, generator=generator)
-    return {"image": out["image"], "image_depth": out["image_depth"]}
-
-
-RENDERERS: dict[str, Renderer] = {"sr2d": _render_sr2d, "direct3d": _render_direct3d}
-
-
-def _render_student(model: "Model", ws: Tensor, c: Tensor, opts: RenderOptions,
-                    generator: torch.Generator | None) -> dict[str, Tensor]:
-    """Distilled student (core.student): no ray marching, so no depth; sampling options do not apply."""
-    out = model.student(ws, c, plain=opts.plain)
-    return {"image": out["image"], "image_raw": out["image_raw"]}
-
-
-RENDERERS["student"] = _render_student
+VOLUME_BRANCHES = ("sr2d", "direct3d")   # rendered from tri-planes: Model.render takes Model.triplanes(ws) as planes
+EXTRA_BRANCHES = ("student",)            # stored in a snapshot's ``extra`` under their branch name
 
 
 class BranchError(TridentError):
@@ -77,9 +54,9 @@ class BranchError(TridentError):
 class Model:
     """A loaded model: the tri-plane generator (``G_ema``) plus any other branches the file holds."""
 
-    snapshot: Snapshot
     G: TriPlaneGenerator
     device: torch.device
+    snapshot: Snapshot | None = None     # the file's contents (None for a generator that is still training)
     student: torch.nn.Module | None = None
     path: str | None = None
 
@@ -88,11 +65,11 @@ class Model:
     def branches(self) -> tuple[str, ...]:
         """Branch ids present in this model, in the canonical order of :data:`BRANCHES`."""
         have = {"sr2d"}
-        if getattr(self.G, "has_direct3d", False):
+        if self.G.has_direct3d:
             have.add("direct3d")
         if self.student is not None:
             have.add("student")
-        return tuple(b for b in BRANCHES if b in have and b in RENDERERS)
+        return tuple(b for b in BRANCHES if b in have)
 
     def check_branch(self, branch: str) -> None:
         if branch not in BRANCHES:
@@ -150,14 +127,36 @@ class Model:
         return self.mapping(self.z_from_seed(seed), None, truncation_psi, truncation_cutoff)
 
     # -- rendering ------------------------------------------------------------------------------------------
+    def triplanes(self, ws: Tensor, noise_mode: str = "const", plain: bool = False) -> list[Tensor]:
+        """ws [B, num_ws, w_dim] -> [coarse [B, 3, C, R, R]] or, with Mimic3D's detail tri-planes,
+        [coarse, detail [B, 3, C, 2R, 2R]]: one backbone run that every branch in :data:`VOLUME_BRANCHES` can
+        reuse (``render(..., planes=...)``)."""
+        return self.G.triplanes(ws.to(self.device), noise_mode=noise_mode, plain=plain)
+
     def render(self, branch: str, ws: Tensor, c: Tensor, opts: RenderOptions = RenderOptions(),
-               generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Render ``branch`` for ws [B, num_ws, w_dim] from camera labels c [B, 25] (no autograd)."""
+               planes: list[Tensor] | None = None, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Render ``branch`` for ws [B, num_ws, w_dim] from camera labels c [B, 25] (or [1, 25]).
+
+        Returns {'image': [B, 3, H, W] (about [-1, 1]), optionally 'image_depth': [B, 1, h, w] and
+        'image_raw': [B, 3, h, w]; sr2d adds 'feature_image' [B, 32, h, w], the distillation target of the
+        student}. ``planes`` (:meth:`triplanes` of the same ws) skips the backbone for the volume-rendered
+        branches. Autograd is the caller's choice (``torch.no_grad()`` for inference).
+        """
         self.check_branch(branch)
         if c.shape[0] != ws.shape[0]:
             c = c.expand(ws.shape[0], -1)
-        with torch.no_grad():
-            return RENDERERS[branch](self, ws.to(self.device), c.to(self.device), opts, generator)
+        ws, c = ws.to(self.device), c.to(self.device)
+        if branch == "sr2d":
+            out = self.G.synthesis(ws, c, opts, planes=None if planes is None else planes[0], generator=generator)
+            return {"image": out["image"], "image_depth": out["image_depth"], "image_raw": out["image_raw"],
+                    "feature_image": out["feature_image"]}
+        if branch == "direct3d":
+            # coarse + detail tri-planes (``opts.triplanes``) at ``opts.resolution`` or the output size
+            out = self.G.synthesis_direct3d(ws, c, opts, planes=planes, generator=generator)
+            return {"image": out["image"], "image_depth": out["image_depth"]}
+        # the distilled student: no ray marching, so no depth; sampling options do not apply
+        out = self.student(ws, c, plain=opts.plain)
+        return {"image": out["image"], "image_raw": out["image_raw"]}
 
     def set_precision(self, precision: str) -> None:
         self.G.set_precision(precision)
@@ -170,19 +169,11 @@ class Model:
         return self
 
 
-# Builders of the optional branches stored in a snapshot's ``extra`` (e.g. the distilled student):
-# key in ``extra`` -> function (extra[key], device) -> module.
-EXTRA_BRANCH_BUILDERS: dict[str, Callable[[object, torch.device], torch.nn.Module]] = {}
-EXTRA_BRANCH_BUILDERS["student"] = build_student
-
-
 def model_from_snapshot(snap: Snapshot, device: str | torch.device = "cpu", path: str | None = None) -> Model:
     device = torch.device(device)
     G = build_generator(snap.generator, snap.G_ema, device)
-    student = None
-    if "student" in snap.extra and "student" in EXTRA_BRANCH_BUILDERS:
-        student = EXTRA_BRANCH_BUILDERS["student"](snap.extra["student"], device)
-    return Model(snapshot=snap, G=G, device=device, student=student, path=path)
+    student = build_student(snap.extra["student"], device) if "student" in snap.extra else None
+    return Model(G=G, device=device, snapshot=snap, student=student, path=path)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> Model:

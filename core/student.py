@@ -155,6 +155,7 @@ class StudentGenerator(nn.Module):
     def __init__(self, cfg: StudentConfig):
         super().__init__()
         self.cfg = cfg
+        self.has_direct3d = False    # the student is a branch of its own (core.model)
         self.mapping = StudentMapping(cfg)
         self.synthesis = SynthesisNetwork(cfg.style_dim, cfg.feature_resolution, cfg.feature_channels,
                                           channel_base=cfg.channel_base, channel_max=cfg.channel_max)

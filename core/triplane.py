@@ -90,6 +90,7 @@ class TriPlaneGenerator(nn.Module):
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.cfg = cfg
+        self.has_direct3d = False    # the direct3d branch (Mimic3D's detail tri-planes): core.mimic3d
         self.z_dim, self.c_dim, self.w_dim = cfg.z_dim, cfg.c_dim, cfg.w_dim
         self.img_resolution = cfg.img_resolution
         self.backbone = Backbone(cfg)
@@ -123,6 +124,10 @@ class TriPlaneGenerator(nn.Module):
             c = torch.zeros_like(c)
         return self.backbone.mapping(z, c * r.c_scale, truncation_psi=truncation_psi,
                                      truncation_cutoff=truncation_cutoff, update_emas=update_emas)
+
+    def triplanes(self, ws: Tensor, noise_mode: str = "const", plain: bool = False) -> list[Tensor]:
+        """ws -> [tri-planes [B, 3, C, H, W]] (a list: Mimic3D's generator adds its detail tri-planes)."""
+        return [self.planes(ws, noise_mode=noise_mode, plain=plain)]
 
     def planes(self, ws: Tensor, noise_mode: str = "const", plain: bool = False) -> Tensor:
         """ws -> tri-planes [B, 3, C, H, W] (the 96-channel backbone image viewed as three planes)."""

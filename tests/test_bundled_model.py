@@ -18,6 +18,7 @@ def model():
     return load_model(BUNDLED)
 
 
+@torch.no_grad()
 def test_bundled_model_renders_each_branch(model):
     assert torch.load(BUNDLED, weights_only=True, map_location="cpu")["format"] == "trident-snapshot"
     assert BUNDLED.stat().st_size <= 25_000_000  # the size limit for the shipped file

@@ -199,6 +199,7 @@ def teacher_options(d: Distiller) -> RenderOptions:
                          noise_mode="const", chunk=t.chunk)
 
 
+@torch.no_grad()
 def teacher_targets(d: Distiller, ws: Tensor, c: Tensor) -> dict[str, Tensor]:
     """{'feature_image' [B, 32, r, r], 'image_raw' [B, 3, r, r], 'image' [B, 3, R, R]} from the frozen teacher."""
     opts = teacher_options(d)

@@ -39,6 +39,7 @@ from core.files.image_io import save_png, to_uint8
 from core.config import ConfigError, to_dict
 from core.errors import CheckpointError
 from core.layers import set_half_dtype
+from core.model import VOLUME_BRANCHES, Model
 from core.triplane import RenderOptions, TriPlaneGenerator
 
 from . import losses, mimic3d, schedules
@@ -151,7 +152,7 @@ def run_G(t: Trainer, z: Tensor, c: Tensor, swapping_prob: float, nrr: int, upda
     ws = run_mapping(t, z, c, swapping_prob, update_emas)
     if windows is not None:
         return mimic3d.synthesis_with_patch(t.G, ws, c, _render_opts(nrr), windows)
-    return t.G.synthesis(ws, c, _render_opts(nrr))
+    return Model(t.G, t.device).render("sr2d", ws, c, _render_opts(nrr))
 
 
 def run_D(t: Trainer, img: dict, c: Tensor, blur_sigma: float) -> Tensor:
@@ -470,21 +471,20 @@ def save_grid(G: TriPlaneGenerator, path: Path, grid: tuple[int, int], seed: int
     z = torch.randn(rows, G.z_dim, generator=g)
     yaws = torch.linspace(-0.5, 0.5, cols)
     cond = Camera.frontal_offset(0.0, 0.0, r.avg_camera_pivot, r.avg_camera_radius).to_label().repeat(rows, 1)
-    ws = G.mapping(z.to(G.dataset_label_std.device), cond.to(G.dataset_label_std.device), truncation_psi=0.7)
-    direct3d = getattr(G, "has_direct3d", False)
-    planes = G.triplanes(ws) if direct3d else [G.planes(ws)]
+    model = Model(G, G.dataset_label_std.device)
+    ws = G.mapping(z.to(model.device), cond.to(model.device), truncation_psi=0.7)
+    branches = [b for b in model.branches if b in VOLUME_BRANCHES]   # sr2d, and direct3d when the model has it
+    planes = model.triplanes(ws)
     tiles = []
     for row in range(rows):
-        line, line3d = [], []
+        lines = {b: [] for b in branches}
         mine = [pl[row:row + 1] for pl in planes]
         for yaw in yaws:
             cam = Camera.frontal_offset(float(yaw), 0.0, r.avg_camera_pivot, r.avg_camera_radius).to_label()
-            out = G.synthesis(ws[row:row + 1], cam.to(ws.device), RenderOptions(), planes=mine[0])
-            line.append(out["image"][0].float().cpu())
-            if direct3d:
-                line3d.append(G.synthesis_direct3d(ws[row:row + 1], cam.to(ws.device), RenderOptions(),
-                                                   planes=mine)["image"][0].float().cpu())
-        tiles += [torch.cat(line, dim=2)] + ([torch.cat(line3d, dim=2)] if direct3d else [])
+            for b in branches:
+                out = model.render(b, ws[row:row + 1], cam, RenderOptions(), planes=mine)
+                lines[b].append(out["image"][0].float().cpu())
+        tiles += [torch.cat(lines[b], dim=2) for b in branches]
     save_png(path, to_uint8(torch.cat(tiles, dim=1)))
 
 

@@ -94,7 +94,7 @@ def build_patch_gan(cfg: TrainConfig, G: TriPlaneGenerator, resolution: int, dev
                     init: Snapshot | None = None) -> PatchGAN:
     """D_patch (fresh, or the model file's), Adam with the lazy-R1 correction, and the imitation loss."""
     L = cfg.loss
-    if not getattr(G, "has_direct3d", False):
+    if not G.has_direct3d:
         raise ConfigError("Mimic3D stage 2 (loss.patch_scale < 1) needs a generator with detail tri-planes "
                           "(generator.detail_blocks >= 1 and aware3d_res)")
     if L.neural_rendering_resolution_final is not None:
@@ -152,7 +152,7 @@ def g_patch_terms(t, fake: dict[str, Tensor], windows: rendering.PatchWindows, b
 
 def density_planes(G: TriPlaneGenerator, ws: Tensor) -> Tensor | list[Tensor]:
     """What the density regulariser samples: coarse + detail in stage 2 (H.5), the tri-planes otherwise."""
-    if getattr(G, "has_direct3d", False):
+    if G.has_direct3d:
         return G.triplanes(ws, noise_mode="random")
     return G.planes(ws, noise_mode="random")
 

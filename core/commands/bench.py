@@ -46,6 +46,7 @@ from tqdm import tqdm
 from ..build import build_generator
 from ..files.checkpoint import load_snapshot
 from ..config import GeneratorConfig, RenderingConfig
+from ..model import Model
 from ..triplane import TriPlaneGenerator
 from ..tools.bench import SAMPLING, SEED, Case, PeakMemory, environment, load_average, measure
 from . import bench_student
@@ -203,7 +204,7 @@ def build_cases(settings: Settings, models: dict[str, TriPlaneGenerator]) -> lis
         branch = BRANCH[name]
         if name == "fixture":  # its own resolution; a Mimic3D model's direct3d at its output resolution too
             variants = [(branch, G.cfg.neural_rendering_resolution)]
-            if getattr(G, "has_direct3d", False):
+            if "direct3d" in Model(G, G.dataset_label_std.device).branches:
                 variants.append(("direct3d", G.img_resolution))
         else:
             variants = [(branch, nrr) for nrr in (settings.direct3d_res if branch == "direct3d" else settings.nrrs)]

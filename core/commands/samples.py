@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         gen = torch.Generator(device=device).manual_seed(gen_seed)
         ws = latent_ws if seed is None else model.mapping(model.z_from_seed(seed), cond, truncation_psi=args.trunc,
                                                            truncation_cutoff=args.trunc_cutoff)
-        out = model.render(args.branch, ws, cam, opts, generator=gen)
+        with torch.no_grad():
+            out = model.render(args.branch, ws, cam, opts, generator=gen)
         Image.fromarray(to_uint8(out["image"][0])).save(args.outdir / f"{name}.png")
         if args.save_npz:
             arrays = {k: out[k][0].float().cpu().numpy() for k in ("image", "image_depth", "image_raw") if k in out}

@@ -21,9 +21,12 @@ import torch
 from torch import Tensor
 
 
-def psnr(x: Tensor, y: Tensor) -> Tensor:
-    """PSNR in dB of images in [-1, 1] (clamped), per sample.  # [B]"""
-    mse = ((x.clamp(-1, 1) - y.clamp(-1, 1)) / 2).square().mean(dim=[1, 2, 3])
+def psnr(x: Tensor, y: Tensor, clamp: bool = True) -> Tensor:
+    """PSNR in dB of images in [-1, 1] (peak-to-peak 2, i.e. the usual PSNR of the [0, 1] images), per sample;
+    ``clamp=False`` scores the raw values (inversion: the fit of the render it optimises).  # [B]"""
+    if clamp:
+        x, y = x.clamp(-1, 1), y.clamp(-1, 1)
+    mse = ((x.float() - y.float()) / 2).square().mean(dim=[1, 2, 3])
     return -10 * torch.log10(mse.clamp_min(1e-10))
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..cameras import Camera
+from ..model import Model
 from ..triplane import RenderOptions, TriPlaneGenerator
 
 SAMPLING = {"det": True, "std": False}   # sampling mode -> RenderOptions.deterministic
@@ -159,13 +160,13 @@ def make_pass(G: TriPlaneGenerator, case: Case, device: torch.device, plain: boo
     opts = RenderOptions(resolution=case.nrr, depth_resolution=case.coarse, depth_resolution_importance=case.importance,
                          deterministic=SAMPLING[case.sampling], noise_mode="const", plain=plain)
 
+    model = Model(G, device)
+
     def fn() -> torch.Tensor:
         gen = torch.Generator(device=device).manual_seed(SEED)  # same jitter for every run and both paths
         with torch.no_grad():
             ws = G.mapping(z, c)
-            if case.branch == "direct3d":
-                return G.synthesis_direct3d(ws, c, opts, generator=gen)["image"]
-            return G.synthesis(ws, c, opts, generator=gen)["image"]
+            return model.render(case.branch, ws, c, opts, generator=gen)["image"]
     return fn
 
 

@@ -48,7 +48,7 @@ from ..files.atomic import atomic_folder
 from ..files.image_io import to_uint8
 from ..cameras import Camera, focal_to_fov
 from ..files.latent_files import save_camera, save_latent
-from ..model import RENDERERS, Model
+from ..model import EXTRA_BRANCHES, Model
 from .progress import CancelFlag, ProgressFn, check_cancel, report
 from ..metrics.fidelity import psnr
 from ..triplane import RenderOptions
@@ -112,8 +112,8 @@ class InversionResult:
 
 
 def _psnr(a: Tensor, b: Tensor) -> float:
-    """The batch's mean PSNR (:func:`core.metrics.fidelity.psnr`) as a number for the progress records."""
-    return float(psnr(a.detach(), b.detach()).mean())
+    """PSNR of the unclamped render against the photo (:func:`core.metrics.fidelity.psnr`), as a number."""
+    return float(psnr(a.detach(), b.detach(), clamp=False).mean())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -203,8 +203,8 @@ class _Loss:
 
 
 def _render(model: Model, branch: str, ws: Tensor, c: Tensor, opts: RenderOptions) -> Tensor:
-    """The branch's image with autograd (``Model.render`` is inference-only)."""
-    return RENDERERS[branch](model, ws, c, opts, None)["image"]
+    """The branch's image (with autograd unless the caller disabled it)."""
+    return model.render(branch, ws, c, opts)["image"]
 
 
 def invert(model: Model, target: Tensor, camera: Tensor, spec: InversionSpec = InversionSpec(),
@@ -360,7 +360,6 @@ def save_inversion(result: InversionResult, model: Model, outdir: str | os.PathL
     this run does not write (e.g. its ``network.pkl`` when this run has no PTI) are removed, so the folder never
     mixes two inversions."""
     from ..files.checkpoint import save_snapshot
-    from ..model import EXTRA_BRANCH_BUILDERS
     from .video import VideoSpec, render_video
 
     outdir = Path(outdir)
@@ -371,7 +370,7 @@ def save_inversion(result: InversionResult, model: Model, outdir: str | os.PathL
         Image.fromarray(compare_image(result)).save(stage / "compare.png")
         if result.tuned is not None:
             snap = result.tuned.snapshot
-            keep = {k: v for k, v in snap.extra.items() if k in EXTRA_BRANCH_BUILDERS}
+            keep = {k: v for k, v in snap.extra.items() if k in EXTRA_BRANCHES}
             keep["inversion"] = {"psnr": result.tuned_psnr, "pti_steps": result.pti_steps_done}
             tuned_snap = dataclasses.replace(snap, G_ema={k: v.detach().cpu() for k, v in result.tuned.G.state_dict().items()},
                                              G=None, discriminator=None, D=None, patch_discriminator=None,

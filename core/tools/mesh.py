@@ -105,15 +105,14 @@ def field_volume(density: DensityFn, resolution: int, box: float, chunk: int = 2
 
 
 def _planes(model: Model, ws: Tensor, source: str):
-    G = model.G
     if source == "auto":
         source = "direct3d" if "direct3d" in model.branches else "sr2d"
     if source == "direct3d":
         if "direct3d" not in model.branches:
             raise MeshError("this model has no direct3d branch (detail tri-planes)")
-        return G.select_triplanes(G.triplanes(ws), "both")
+        return model.triplanes(ws)[:2]   # coarse + detail: their sampled features are summed
     if source == "sr2d":
-        return G.planes(ws)
+        return model.triplanes(ws)[0]
     raise MeshError(f"{source!r} has no 3D density field (mesh sources: auto, sr2d, direct3d)")
 
 

@@ -245,6 +245,7 @@ def _resize(panel: np.ndarray, size: int, output: str) -> np.ndarray:
 _OUTPUT_KEYS = {"image": "image", "depth": "image_depth", "raw": "image_raw"}
 
 
+@torch.no_grad()
 def render_frame(model: Model, plan: VideoPlan, f: int) -> np.ndarray:
     """Frame f of the plan -> uint8 [H, W, 3] (no padding)."""
     spec = plan.spec

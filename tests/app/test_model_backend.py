@@ -27,7 +27,8 @@ def test_backend_matches_model_render_and_caches_planes():
         got = b.render(req, branch)
         opts = RenderOptions(resolution=16 if branch == "sr2d" else 64, depth_resolution=6,
                              depth_resolution_importance=6)
-        want = m.render(branch, ws, c, opts)
+        with torch.no_grad():
+            want = m.render(branch, ws, c, opts)
         assert np.abs(got.image.astype(int) - to_uint8(want["image"][0]).astype(int)).max() <= 1, branch
         assert np.allclose(got.depth, want["image_depth"][0, 0].numpy(), atol=1e-4), branch
         assert got.depth.shape == ((16, 16) if branch == "sr2d" else (64, 64))  # direct3d: 128 px x 16 / 32
@@ -56,6 +57,7 @@ def test_all_three_branches_including_the_student(three_branch_model):
     req = RenderRequest(latent=LatentSpec(seed=2), camera=CameraSpec(yaw=0.3), resolution=16, depth_samples=4,
                         importance_samples=4, branches=b.info.branches)
     got = b.render(req, "student")
-    want = m.render("student", b.ws(req.latent), m.camera_label(0.3, 0.0))
+    with torch.no_grad():
+        want = m.render("student", b.ws(req.latent), m.camera_label(0.3, 0.0))
     assert np.abs(got.image.astype(int) - to_uint8(want["image"][0]).astype(int)).max() <= 1
     assert got.depth is None and got.raw.shape == (32, 32, 3)  # no ray marching: no depth

@@ -180,6 +180,7 @@ def test_patch_windows_distribution_and_errors():
         crop_patches(torch.zeros(1, 3, 16, 16), PatchWindows(8, 4, torch.tensor([0]), torch.tensor([0])))
 
 
+@torch.no_grad()
 def test_trident_round_trip_is_bit_identical(tiny_G, tmp_path):
     path = tmp_path / "m3d.pkl"
     save_snapshot(path, snapshot_from_modules(tiny_G))

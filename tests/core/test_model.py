@@ -26,8 +26,8 @@ def test_render_matches_generator(model):
     ws = model.ws_from_seed(3, truncation_psi=0.7)
     assert ws.shape == (1, model.num_ws, model.w_dim)
     c = model.camera_label(0.2, -0.1)
-    out = model.render("sr2d", ws, c, opts)
     with torch.no_grad():
+        out = model.render("sr2d", ws, c, opts)
         ref = model.G.synthesis(ws, c, opts)
     assert torch.equal(out["image"], ref["image"])
     assert out["image_depth"].shape == (1, 1, 16, 16) and out["image_raw"].shape == (1, 3, 16, 16)

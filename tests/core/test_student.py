@@ -139,6 +139,7 @@ def test_payload_round_trip_weights_only(student, ws):
         build_student(bad)
 
 
+@torch.no_grad()
 def test_student_branch_in_a_trident_file(student, eg3d_snapshot, ws, tmp_path):
     """One file holds the teacher and the student; load_model exposes both branches through Model.render."""
     snap = eg3d_snapshot
@@ -206,7 +207,8 @@ def test_fidelity_metric(student, eg3d_snapshot, tmp_path, monkeypatch, capsys):
     w = model.mapping(torch.from_numpy(np.random.RandomState(0).randn(1, model.z_dim)).float(), None)
     c = model.camera_label(float(yaw[0]), float(pitch[0]))
     opts = RenderOptions(deterministic=True, noise_mode="const")
-    expect = psnr(model.render("student", w, c, opts)["image"], model.render("sr2d", w, c, opts)["image"])
+    with torch.no_grad():
+        expect = psnr(model.render("student", w, c, opts)["image"], model.render("sr2d", w, c, opts)["image"])
     assert res["psnr_per_pair"][0] == pytest.approx(float(expect), abs=1e-4)
     # with an LPIPS network the distance is reported (a seeded random trunk stands in for the VGG16 weights)
     r = branch_fidelity(model, 2, lpips=LPIPS("vgg", random_trunk=True))
