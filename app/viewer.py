@@ -17,6 +17,8 @@ import glfw
 import numpy as np
 from imgui_bundle import imgui
 
+from core.files.image_io import save_png
+
 from .async_renderer import AsyncRenderer, LoadFailed, ModelLoaded
 from .capture import next_free
 from .mesh_view import MeshView

@@ -12,7 +12,7 @@ The package map, by layer:
   branch a model file holds, rendered through :meth:`core.model.Model.render`;
 * ``files``: formats and I/O: ``checkpoint`` (Trident snapshots), ``network_pickle`` (EG3D/Mimic3D pickles, read
   without executing code), ``snapshot``, ``atomic`` (complete-or-absent writes), ``latent_files``, ``image_io``
-  (photos, PNGs), ``image_files`` (image folders and EG3D datasets);
+  (photos, PNGs), ``dataset`` (EG3D datasets and image folders, one reader for training and metrics);
 * ``tools``: work built on the API: ``video``, ``mesh``, ``inversion``, ``progress`` (progress/cancel hooks),
   ``bench`` (the benchmark harness);
 * ``metrics``: FID/KID, SWD, consistency, fidelity, LPIPS;

@@ -4,7 +4,7 @@
   (0, 0, 0.2), inside [-0.5, 0.5]^3; EG3D look-at cameras at radius 2.7, FOV 18.837, yaw/pitch spread like FFHQ).
 * Rendering: :mod:`training.synth_render` (analytic ray-ellipsoid intersections on :func:`core.rendering.make_rays`
   rays, Lambert + ambient + headlight + rim + specular, gamma 2, ssaa antialiasing).
-* Here: writing a dataset in the EG3D format (:func:`training.dataset.write_dataset`), with optional ground-truth
+* Here: writing a dataset in the EG3D format (:func:`training.dataset_tool.write_dataset`), with optional ground-truth
   depth (float32 ``.npy`` [H, W] per image: Euclidean distance along the pixel-centre ray, the quantity the
   generator's depth image estimates; 0 where the ray misses) and each image's object centre in dataset.json
   ``centers``; and :func:`benchmark`.
@@ -29,7 +29,8 @@ import torch
 
 from core.cameras import fov_to_focal
 
-from .dataset import DatasetError, Item, encode_png, write_dataset
+from core.files.dataset import DatasetError
+from .dataset_tool import Item, encode_png, write_dataset
 from .synth_objects import (FOV_DEG, PITCH_LIMIT, PITCH_STD, PIVOT, RADIUS, YAW_LIMIT, YAW_STD, Objects,
                             sample_scene, sample_scenes)
 from .synth_render import render
@@ -100,7 +101,7 @@ def iter_items(cfg: SynthConfig, batch: int = 32, workers: int = 0, compress_lev
 
 def generate_dataset(dest: str | os.PathLike, cfg: SynthConfig, *, batch: int = 32, workers: int = 0,
                      compress_level: int = 0, overwrite: bool = False, progress: bool = False) -> int:
-    """Write the synthetic dataset ``cfg`` to ``dest`` (zip or folder; see :func:`training.dataset.write_dataset`).
+    """Write the synthetic dataset ``cfg`` to ``dest`` (zip or folder; see :func:`training.dataset_tool.write_dataset`).
     The bytes depend only on ``cfg`` (and ``compress_level``), not on ``batch`` or ``workers``."""
     if cfg.count < 1:
         raise DatasetError(f"count must be positive, got {cfg.count}")

@@ -28,7 +28,7 @@ import torch
 from core.cameras import Camera, fov_to_focal, intrinsics_matrix, lookat_cam2world
 from core.conventions import DEFAULT_FOV_DEG, DEFAULT_PIVOT, DEFAULT_RADIUS
 
-from .dataset import DatasetError
+from core.files.dataset import DatasetError
 
 PIVOT = DEFAULT_PIVOT
 RADIUS = DEFAULT_RADIUS

@@ -31,7 +31,7 @@ from torch import Tensor
 from core.cameras import Camera
 from core.rendering import make_rays
 
-from .dataset import DatasetError
+from core.files.dataset import DatasetError
 from .synth_objects import K, SLOT_KIND, SLOTS, Objects
 
 KEY_LIGHT = np.array([0.0, 0.55, 0.835]) / np.linalg.norm([0.0, 0.55, 0.835])

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..files.image_files import ImageFilesError, iter_images, read_labels
+from ..files.dataset import DatasetError, iter_images, read_labels
 from ..metrics.consistency import model_consistency
 from ..metrics.lpips import LPIPSWeightsError, load_lpips
 from ..metrics.fid import DetectorError, extract_features, fid, kid, load_detector
@@ -184,7 +184,7 @@ def run_image_set(args: argparse.Namespace, device: torch.device, wanted: list[s
         if not labels:
             raise UsageError(f"{args.data} has no camera labels (dataset.json); metrics need its camera distribution")
         reals, _ = load_reals(args.data, args.num, model.img_resolution)
-    except ImageFilesError as e:
+    except DatasetError as e:
         raise UsageError(str(e)) from None
     n = reals.shape[0]
     label_array = np.asarray(list(labels.values()), dtype=np.float32)

@@ -23,10 +23,10 @@ import torch
 
 from ..files.atomic import check_output_location
 from ..files.checkpoint import load_snapshot, save_snapshot
-from ..model import model_from_snapshot
+from ..model import EXTRA_BRANCHES, model_from_snapshot
 from ..files.snapshot import Snapshot
 
-KEPT_EXTRA = ("student",)  # branches stored in extra; everything else there is training state or metadata
+
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -73,7 +73,7 @@ def pack(snap: Snapshot, source: str, commands: list[str], note: str | None = No
     if note:
         provenance["note"] = note
     cast = to_half if half else (lambda x: x)
-    extra = {k: cast(snap.extra[k]) for k in KEPT_EXTRA if k in snap.extra}
+    extra = {k: cast(snap.extra[k]) for k in EXTRA_BRANCHES if k in snap.extra}  # the rest is training state
     extra["provenance"] = provenance
     keep = keep_discriminators
     return dataclasses.replace(snap, G=None, G_ema=cast(snap.G_ema), extra=extra,

@@ -11,7 +11,7 @@ from PIL import Image
 
 from core.__main__ import main
 from core.cameras import Camera
-from core.files.image_files import ImageFilesError, iter_images, read_labels
+from core.files.dataset import DatasetError, iter_images, read_labels
 
 
 def _write_dataset(path, n=8, res=128, gray=False):
@@ -35,7 +35,7 @@ def test_image_files_reader(tmp_path):
     assert [n for n, _ in items] == [f"00000/img{i:08d}.png" for i in range(3)]
     assert all(a.shape == (32, 32, 3) and a.dtype == np.uint8 for _, a in items)
     assert len(read_labels(tmp_path / "d.zip")) == 3
-    with pytest.raises(ImageFilesError, match="no such dataset"):
+    with pytest.raises(DatasetError, match="no such dataset"):
         list(iter_images(tmp_path / "missing.zip"))
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from core.cameras import Camera
 from core.files.checkpoint import load_snapshot
-from training.dataset import Item, write_dataset
+from training.dataset_tool import Item, write_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["--config", "synth-tiny", "--snap-kimg", "0.004", "--set", "run.tick_kimg=0.004",

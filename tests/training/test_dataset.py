@@ -17,8 +17,9 @@ from PIL import Image
 
 from core.cameras import Camera, flip_yaw_label
 from training.__main__ import main
-from training.dataset import (DatasetError, ImageDataset, InfiniteSampler, Item, describe_dataset, eg3d_name,
-                              make_loader, mirror_dataset, convert_dataset, read_cameras, write_dataset)
+from core.files.dataset import DatasetError, ImageDataset, eg3d_name, iter_images
+from training.loader import InfiniteSampler, make_loader
+from training.dataset_tool import Item, describe_dataset, mirror_dataset, convert_dataset, read_cameras, write_dataset
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -201,6 +202,26 @@ def test_sixteen_bit_becomes_eight_bit(tmp_path):
     rgb16 = np.random.default_rng(2).integers(0, 65536, (8, 8, 3)).astype(np.uint16)
     out = _one(tmp_path / "c", png16(rgb16))
     assert (out == (rgb16 >> 8).astype(np.uint8)).all()
+
+
+
+@pytest.mark.parametrize("kind", ["dir", "zip"])
+def test_sixteen_bit_dataset_reads_the_same_for_training_and_metrics(tmp_path, kind):
+    """Training's loader and the metrics reader (``python -m core metrics --data``) see the same uint8 pixels of a
+    16-bit dataset: the high byte, x >> 8 (an earlier metrics reader divided by 257, which differs for many x)."""
+    grey16 = (np.arange(64, dtype=np.uint32).reshape(8, 8) * 1031 % 65536).astype(np.uint16)
+    rgb16 = np.random.default_rng(3).integers(0, 65536, (8, 8, 3)).astype(np.uint16)
+    assert ((grey16 >> 8) != (grey16 / 257).astype(np.uint8)).any()   # the two rules really disagree here
+    path = build(tmp_path / "d", {"a.png": png16(grey16), "b.png": png16(rgb16)}, kind=kind)
+    ds = ImageDataset(path)
+    batches = iter(make_loader(ds, batch_size=2, seed=0))
+    images, _ = next(batches)                               # float [-1, 1], shuffled order
+    trained = {(x.permute(1, 2, 0) + 1).mul(127.5).round().to(torch.uint8).numpy().tobytes() for x in images}
+    metric = dict(iter_images(path))
+    assert set(metric) == {"a.png", "b.png"}
+    assert (metric["a.png"] == (grey16 >> 8).astype(np.uint8)[..., None]).all()
+    assert (metric["b.png"] == (rgb16 >> 8).astype(np.uint8)).all()
+    assert trained == {metric[n].tobytes() for n in metric}
 
 
 @pytest.mark.parametrize("alpha,back", [("drop", None), ("white", 255), ("black", 0)])

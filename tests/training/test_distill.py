@@ -17,7 +17,7 @@ from core.model import load_model
 from core.triplane import RenderOptions
 from training import distill
 from training.__main__ import main
-from training.dataset import Item, write_dataset
+from training.dataset_tool import Item, write_dataset
 from training.distill_config import load_distill_config
 
 FAST = ["--set", "teacher.depth_resolution=6", "--set", "teacher.depth_resolution_importance=6",

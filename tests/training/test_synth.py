@@ -11,7 +11,7 @@ import torch
 from core.cameras import Camera, flip_yaw_label, fov_to_focal
 from training import synth_render
 from training.__main__ import main
-from training.dataset import DatasetError, ImageDataset
+from core.files.dataset import DatasetError, ImageDataset
 from training.synth import SynthConfig, benchmark, generate_dataset, render, sample_scene, sample_scenes
 from training.synth_objects import PART_GROUPS, PIVOT, SLOTS, Objects
 

@@ -10,7 +10,7 @@ import pytest
 from core.__main__ import main as core_main
 from core.cameras import Camera
 from training.__main__ import main
-from training.dataset import Item, write_dataset
+from training.dataset_tool import Item, write_dataset
 
 TINY = ["--set", "generator.rendering.depth_resolution=6", "--set", "generator.rendering.depth_resolution_importance=4",
         "--set", "run.grid=[2, 1]", "--set", "run.tick_kimg=0.008", "--set", "data.workers=0"]

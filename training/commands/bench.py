@@ -29,7 +29,8 @@ from core.commands.common import UsageError, resolve_device
 
 from .. import loop
 from ..config import ConfigError, load_config
-from ..dataset import ImageDataset, make_loader
+from core.files.dataset import ImageDataset
+from ..loader import make_loader
 from ..synth import SynthConfig, generate_dataset
 
 

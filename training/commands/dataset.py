@@ -5,7 +5,7 @@
   mirror   EG3D's offline mirroring: every image plus ``<name>_mirror.png`` with the flip_yaw camera
   info     count, resolution, pixel modes, camera statistics and the first problems of a dataset
 
-A dataset is a zip (uncompressed) or a folder of images plus ``dataset.json``; see ``training/dataset.py``.
+A dataset is a zip (uncompressed) or a folder of images plus ``dataset.json``; see ``core/files/dataset.py``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import torch
 
 from core.commands.common import UsageError
 
-from ..dataset import ALPHA_MODES, TRANSFORMS, convert_dataset, describe_dataset, mirror_dataset
+from core.files.dataset import ALPHA_MODES
+from ..dataset_tool import TRANSFORMS, convert_dataset, describe_dataset, mirror_dataset
 from ..synth import SynthConfig, benchmark, generate_dataset
 from ..synth_objects import PART_GROUPS
 

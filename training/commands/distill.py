@@ -66,7 +66,7 @@ def _camera_labels(cfg) -> "object | None":
         return None
     if cfg.sampling.data is None:
         raise UsageError("sampling.cameras is 'dataset': pass --data DATASET (or set sampling.data)")
-    from ..dataset import ImageDataset
+    from core.files.dataset import ImageDataset
 
     ds = ImageDataset(cfg.sampling.data)
     try:

@@ -23,7 +23,8 @@ from core.commands.common import UsageError, resolve_device
 
 from .. import loop
 from ..config import dump_config, load_config
-from ..dataset import ImageDataset, make_loader
+from core.files.dataset import ImageDataset
+from ..loader import make_loader
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
