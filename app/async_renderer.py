@@ -1,7 +1,7 @@
 """Rendering off the UI thread: the newest request wins, stale results are dropped, errors are data.
 
-The StyleGAN3/EG3D visualizer's AsyncRenderer idea (eg3d_mimic3d_facts.md §G, field_notes.md §3.3) with a thread
-instead of a forked process (no "Cannot re-initialize CUDA in forked subprocess", field_notes.md §4 item 7):
+The StyleGAN3/EG3D visualizer's AsyncRenderer idea (``NVlabs/stylegan3: viz/renderer.py``) with a thread
+instead of a forked process (no "Cannot re-initialize CUDA in forked subprocess"):
 
 * ``submit`` replaces any request not yet started; a request that arrives while branches of an older one are still
   to do cancels those (the branch being rendered finishes, then the newest request starts);

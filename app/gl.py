@@ -1,6 +1,6 @@
 """Small OpenGL 3.3 core helpers: textures, framebuffers, shader programs from ``shaders/``, vertex arrays.
 
-No fixed-function calls (no ``glDrawPixels``: it fails on macOS core profiles, field_notes.md §4 item 4).
+No fixed-function calls (no ``glDrawPixels``: it fails on macOS core profiles).
 Every GL call here needs a current context (see :mod:`app.window`).
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A private X display (Xvfb + Mesa llvmpipe) for headless screenshots and tests.
 
-EG3D's visualizer needs a real display and fails on servers with "X11: The DISPLAY environment variable is missing"
-(field_notes.md §4 item 3). Trident's ``--screenshot`` mode and the app tests start their own Xvfb instead.
+EG3D's visualizer needs a real display and fails on servers with "X11: The DISPLAY environment variable is missing".
+Trident's ``--screenshot`` mode and the app tests start their own Xvfb instead.
 """
 from __future__ import annotations
 

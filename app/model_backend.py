@@ -1,6 +1,6 @@
 """The real render backend: a ``core.model.Model`` behind the :class:`app.requests.Backend` interface.
 
-Runs on the render thread only. Caches (as the EG3D visualizer's backbone cache, eg3d_mimic3d_facts.md §G):
+Runs on the render thread only. Caches (as the backbone cache of ``NVlabs/eg3d: eg3d/viz/renderer.py``):
 mapped latents per (seed, psi, cutoff, conditioning camera), and the tri-planes of the current latent (EG3D's, or
 Mimic3D's coarse + detail), so orbiting, zooming and changing render options skip the StyleGAN2 backbone.
 """

@@ -1,6 +1,6 @@
 """The viewer: one window with a control panel and one live pane per branch of the loaded model (+ a mesh pane).
 
-Frame loop (stylegan3 visualizer structure, eg3d_mimic3d_facts.md §G): take finished renders -> advance animations ->
+Frame loop (``NVlabs/stylegan3: visualizer.py`` structure): take finished renders -> advance animations ->
 build the UI (widgets mutate ``state``; pane drags move the camera) -> submit the request the state describes ->
 draw. Rendering happens on the render thread (:mod:`app.async_renderer`); this thread never waits for it.
 """

@@ -1,7 +1,7 @@
 """The GLFW window with an OpenGL 3.3 core context and imgui-bundle's pure-Python GLFW backend.
 
-Known failure modes of EG3D's visualizer that this avoids (field_notes.md §4 items 3-6): no display -> a one-line
-error instead of a crash; Wayland -> PyOpenGL forced onto X11 before ``OpenGL`` is imported; macOS -> a
+Known failure modes of EG3D's visualizer (``NVlabs/eg3d: eg3d/visualizer.py``) that this avoids: no display -> a
+one-line error instead of a crash; Wayland -> PyOpenGL forced onto X11 before ``OpenGL`` is imported; macOS -> a
 forward-compatible 3.3 core context only.
 """
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""3D-aware tri-plane backbone of Mimic3D (Chen et al., ICCV 2023, §3.2 "3D-aware convolution"; fact sheet H.3).
+"""3D-aware tri-plane backbone of Mimic3D (Chen et al., ICCV 2023, Sec. 3.2 "3D-aware convolution";
+``SeanChenxy/Mimic3D: training/networks_stylegan2.py``).
 
 Tri-planes travel through these blocks *rolled out in the batch*: ``[3B, C, R, R]``, sample-major and
 plane-minor (row ``3 b + k`` is plane ``k`` of sample ``b``). Plane storage, consistent with the Mimic3D
@@ -228,7 +229,8 @@ class PlaneSynthesisLayer(SynthesisLayer):
 class PlaneToRGBLayer(ToRGBLayer):
     """Modulated 1x1 conv (no demodulation) over rolled-out tri-planes, per-plane styles.
 
-    The style gain is 1/sqrt(C_in) with the plane's own channel count even in mode "b" (Mimic3D, I.1 #23).
+    The style gain is 1/sqrt(C_in) with the plane's own channel count even in mode "b" (``SeanChenxy/Mimic3D:
+    training/networks_stylegan2.py``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, mode: str, conv_clamp: float | None = None):
@@ -277,7 +279,8 @@ class Aware3DBlock(nn.Module):
     ``block`` (mode "b") maps the main branch's skip image at R (viewed as rolled-out planes), plus the previous
     3D block's output, to planes at 2R (R < last) or R (R = last). With ``detail_blocks`` = n > 0 (last block
     only) ``block2`` (2x up) and ``block3`` ... ``block{n+1}`` (same resolution), all per-plane (mode "s"), turn
-    the coarse planes into the detail planes (Mimic3D's 3D super-resolution, H.3).
+    the coarse planes into the detail planes (Mimic3D's 3D super-resolution, ``SeanChenxy/Mimic3D:
+    training/networks_stylegan2.py``).
     """
 
     def __init__(self, resolution: int, channels: int, w_dim: int, is_last: bool, detail_blocks: int = 0,
@@ -308,7 +311,8 @@ class Aware3DBlock(nn.Module):
 
 
 class Aware3DSynthesisNetwork(SynthesisNetwork):
-    """StyleGAN2 synthesis (main blocks ``b{R}``) + the ``b3d{R}`` chain (Mimic3D H.3).
+    """StyleGAN2 synthesis (main blocks ``b{R}``) + the ``b3d{R}`` chain (``SeanChenxy/Mimic3D:
+    training/networks_stylegan2.py``).
 
     Chain: f = b3d_{R0}(img_{R0}); f = b3d_R(img_R + f) for the following R; the last block's output is the
     coarse tri-plane. img_R is the main branch's accumulated skip image at R viewed as [3B, C, R, R]; each

@@ -1,4 +1,4 @@
-"""EG3D dual discriminator (Chan et al. 2022, §4.3 "Dual discrimination"; StyleGAN2 ResNet D, Appendix B).
+"""EG3D dual discriminator (Chan et al. 2022, Sec. 4.3 "Dual discrimination"; StyleGAN2 ResNet D, Appendix B).
 
 The super-resolved image and the raw neural rendering (bilinearly resized, antialiased) are concatenated into
 6 channels; the camera label conditions the logit by projection onto a mapped embedding (cmap).
@@ -44,7 +44,7 @@ class DiscriminatorBlock(nn.Module):
 
 
 class MinibatchStdLayer(nn.Module):
-    """Append the across-group standard deviation of features as extra channels (Karras et al. 2018, §3)."""
+    """Append the across-group standard deviation of features as extra channels (Karras et al. 2018, Sec. 3)."""
 
     def __init__(self, group_size: int, num_channels: int = 1):
         super().__init__()

@@ -1,4 +1,4 @@
-"""StyleGAN2 layers with equalised learning rate (Karras et al. 2020, §2.2 and Appendix B).
+"""StyleGAN2 layers with equalised learning rate (Karras et al. 2020, Sec. 2.2 and Appendix B).
 
 Parameter and buffer names follow the StyleGAN2/EG3D state-dict layout (``weight``, ``bias``, ``affine``,
 ``noise_const``, ``noise_strength``, ``const``, ``torgb`` ...) so that network-snapshot tensors map one to one.
@@ -54,7 +54,7 @@ class FullyConnectedLayer(nn.Module):
 
 
 class MappingNetwork(nn.Module):
-    """z (+ embedded camera label c) -> w, broadcast to ``num_ws`` layers, with truncation (StyleGAN §2)."""
+    """z (+ embedded camera label c) -> w, broadcast to ``num_ws`` layers, with truncation (StyleGAN Sec. 2)."""
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int | None, num_layers: int = 8,
                  lr_multiplier: float = 0.01, w_avg_beta: float | None = 0.998):

@@ -2,7 +2,7 @@
 
 :class:`Mimic3DGenerator` is EG3D's :class:`~core.triplane.TriPlaneGenerator` whose backbone is
 :class:`core.aware3d.Aware3DSynthesisNetwork` (config ``aware3d_res`` non-empty). It is built for every such
-config, i.e. for both training stages (fact sheet H.6):
+config, i.e. for both training stages (``SeanChenxy/Mimic3D: configs/ffhq512_2d.yaml``, ``ffhq512_3d.yaml``):
 
 * stage 1 ("2D" model, ``detail_blocks = 0``): the tri-planes are the coarse output of the 3D-aware chain; the
   only branch is ``sr2d`` (coarse planes rendered at the neural rendering resolution + 2D super-resolution);
@@ -14,14 +14,17 @@ API used by inference and training (B = batch, C = channels per plane, R = tri-p
 
 * ``planes(ws)`` -> coarse tri-planes [B, 3, C, R, R] (inherited; what ``sr2d`` renders, Mimic3D coarse=1);
 * ``triplanes(ws)`` -> ``[coarse, detail]`` (detail [B, 3, C, 2R, 2R]), or ``[coarse]`` without detail blocks;
-* ``select_triplanes(planes, which)`` -> what ``which`` in {"coarse", "detail", "both"} renders (H.2 coarse=1/2/0);
+* ``select_triplanes(planes, which)`` -> what ``which`` in {"coarse", "detail", "both"} renders
+  (``SeanChenxy/Mimic3D: training/dual_triplane.py``);
 * ``synthesis(ws, c, opts, planes=coarse)`` -> the ``sr2d`` outputs, unchanged from EG3D;
 * ``synthesis_direct3d(ws, c, opts, planes=None)`` -> {'image' [B, 3, H, W], 'image_depth' [B, 1, H, W],
   'feature_image' [B, F, H, W], 'weight_total', 'planes'} at H = ``opts.resolution`` or ``img_resolution``,
   rendering ``opts.triplanes`` (default "both"), in ray chunks of ``opts.chunk`` (bounded memory at 512 px);
 * ``synthesis_patch(ws, c, windows, opts, planes=None)`` -> the same keys for per-sample windows
   (:func:`core.rendering.sample_patch_windows`): the 3D-branch patch aligned pixel for pixel with
-  :func:`core.rendering.crop_patches` of the super-resolved image (H.4, imitation target of H.5).
+  :func:`core.rendering.crop_patches` of the super-resolved image (``SeanChenxy/Mimic3D:
+  training/volumetric_rendering/ray_sampler.py``; the imitation
+  target of ``training/loss.py``).
 
 Tri-plane projection convention: the generator follows ``cfg.rendering.plane_convention``; Mimic3D files use
 "mimic3d" ((x, y), (y, z), (z, x)), which is also the layout :func:`core.aware3d.aware3d` assumes.
@@ -90,7 +93,8 @@ class Mimic3DGenerator(TriPlaneGenerator):
     def synthesis_patch(self, ws: Tensor, c: Tensor, windows: rendering.PatchWindows,
                         opts: RenderOptions = RenderOptions(), planes: list[Tensor] | None = None,
                         generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """The 3D branch rendered only in per-sample windows at full-image pixel density (Mimic3D H.4).
+        """The 3D branch rendered only in per-sample windows at full-image pixel density (``SeanChenxy/Mimic3D:
+        training/volumetric_rendering/ray_sampler.py``).
 
         Returns the keys of :meth:`synthesis_direct3d` at windows.size px; 'image' [B, 3, p, p] is the patch
         that imitates ``crop_patches(sr_image.detach(), windows)``.

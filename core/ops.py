@@ -1,5 +1,5 @@
 """StyleGAN2 low-level operators in pure PyTorch (Karras et al. 2020, "Analyzing and Improving the Image
-Quality of StyleGAN", §2.2 weight demodulation; upfirdn resampling of StyleGAN2-ADA).
+Quality of StyleGAN", Sec. 2.2 weight demodulation; upfirdn resampling of StyleGAN2-ADA).
 
 Every operator has two implementations that compute the same function:
 
@@ -267,7 +267,7 @@ def conv2d_resample(x: Tensor, w: Tensor, f1d: Tensor | None, up: int = 1, down:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# modulated convolution (StyleGAN2 §2.2, Eq. 1-3)
+# modulated convolution (StyleGAN2 Sec. 2.2, Eq. 1-3)
 
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | None = None, up: int = 1,

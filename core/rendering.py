@@ -1,4 +1,4 @@
-"""Tri-plane volume rendering (EG3D, Chan et al. 2022, §4.1 and §4.2; Mip-NeRF-style ray marcher).
+"""Tri-plane volume rendering (EG3D, Chan et al. 2022, Sec. 4.1 and Sec. 4.2; Mip-NeRF-style ray marcher).
 
 Pure functions over tensors. Conventions:
 
@@ -91,7 +91,8 @@ def make_rays(cam2world: Tensor, intrinsics: Tensor, resolution: int,
 
 @dataclass(frozen=True)
 class PatchWindows:
-    """One square window per sample of a ``full`` x ``full`` pixel grid (Mimic3D patch ray sampler, H.4).
+    """One square window per sample of a ``full`` x ``full`` pixel grid (``SeanChenxy/Mimic3D:
+    training/volumetric_rendering/ray_sampler.py``).
 
     A patch rendered through these windows has the pixel density of the full image, so pixel (i, j) of
     sample b's patch is pixel (top[b] + i, left[b] + j) of the full-resolution image: the same windows crop the
@@ -227,7 +228,7 @@ def stratified_depths(batch: int, num_rays: int, ray_start: float | Tensor, ray_
 
 def sample_pdf(bins: Tensor, weights: Tensor, n: int, deterministic: bool, eps: float = 1e-5,
                generator: torch.Generator | None = None) -> Tensor:
-    """Inverse-CDF sampling of a piecewise-constant PDF (NeRF hierarchical sampling, §5.2).
+    """Inverse-CDF sampling of a piecewise-constant PDF (NeRF hierarchical sampling, Sec. 5.2).
 
     bins [N, K+1] bin edges, weights [N, K] -> samples [N, n]
     """

@@ -1,5 +1,5 @@
 """Distilled convolutional student (Shahbazi et al. 2023, "NeRF-GAN Distillation for Efficient 3D-Aware Generation
-with Convolutions", §3): a pose-conditioned StyleGAN2 generator that renders a NeRF-GAN's latent space without ray
+with Convolutions", Sec. 3): a pose-conditioned StyleGAN2 generator that renders a NeRF-GAN's latent space without ray
 marching.
 
 Notation as in :mod:`core.triplane`: ``ws`` the teacher's latents [B, num_ws, w_dim]; ``c`` a camera label [B, 25];
@@ -17,7 +17,7 @@ Pipeline (the student reuses the teacher's latent space, so the same ``ws`` and 
   distillation cameras: raw labels are dominated by constant entries (intrinsics, radius), which would drown the
   pose in the normalised embedding.
 * The low-resolution head predicts the teacher's 32-channel volume-rendered feature image, the exact input of
-  EG3D's super-resolution module (EG3D §4.1: its first three channels are the raw RGB image).
+  EG3D's super-resolution module (EG3D Sec. 4.1: its first three channels are the raw RGB image).
 * The super-resolution head is either the teacher's own module (``sr_kind: teacher`` or an EG3D kind: same
   architecture, initialised from the teacher's weights, so teacher features in give the teacher's image out) or
   Trident's *light* head (``sr_kind: light``): one up-sampling StyleGAN2 block per octave with few channels, whose

@@ -1,4 +1,4 @@
-"""2D super-resolution modules of EG3D (Chan et al. 2022, §4.2 "Super resolution", Appendix B).
+"""2D super-resolution modules of EG3D (Chan et al. 2022, Sec. 4.2 "Super resolution", Appendix B).
 
 The low-resolution feature image (32 channels, the first three being the raw RGB) is resized to the module's
 input resolution and passed through two (or three) StyleGAN2 synthesis blocks. Every layer is modulated by

@@ -1,4 +1,4 @@
-"""EG3D tri-plane generator (Chan et al. 2022, "Efficient Geometry-aware 3D GANs", §4, Fig. 2).
+"""EG3D tri-plane generator (Chan et al. 2022, "Efficient Geometry-aware 3D GANs", Sec. 4, Fig. 2).
 
 Notation: z latent [B, z_dim]; c camera label [B, 25] (16 cam2world + 9 normalised intrinsics, used only at
 the network boundary); w / ws intermediate latents [B, num_ws, w_dim]; planes [B, 3, C, H, W].
@@ -42,7 +42,7 @@ def _per_sample(ws: Tensor) -> bool:
 
 
 class OSGDecoder(nn.Module):
-    """Tri-plane feature decoder: mean over planes -> FC 32->64 -> softplus -> FC 64->1+F (EG3D §4.1)."""
+    """Tri-plane feature decoder: mean over planes -> FC 32->64 -> softplus -> FC 64->1+F (EG3D Sec. 4.1)."""
 
     def __init__(self, n_features: int = 32, hidden: int = 64, output_dim: int = 32, lr_mul: float = 1.0):
         super().__init__()

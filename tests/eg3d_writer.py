@@ -1,6 +1,7 @@
 """Write Trident networks as EG3D network-snapshot pickles (test helper; never used by the product).
 
-The output mimics what EG3D's training loop writes (``network-snapshot-XXXXXX.pkl``, see ``facts`` B.1/B.2 and
+The output mimics what EG3D's training loop writes (``network-snapshot-XXXXXX.pkl``, see ``NVlabs/eg3d:
+eg3d/training/training_loop.py`` and
 the reference fixture ``eg3d_ffhq128/network.pkl``):
 
 * a dict ``{'training_set_kwargs', 'G', 'D', 'G_ema', 'augment_pipe'}``;

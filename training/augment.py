@@ -1,5 +1,5 @@
 """Differentiable discriminator augmentation (Karras et al. 2020, "Training Generative Adversarial Networks with
-Limited Data", §2 and Appendix B), groups 'b' (pixel blitting), 'g' (general geometric) and 'c' (colour).
+Limited Data", Sec. 2 and Appendix B), groups 'b' (pixel blitting), 'g' (general geometric) and 'c' (colour).
 
 Each transformation is applied to each image independently with probability ``p`` and is differentiable, so the
 generator is trained through it. Geometric transforms are composed into one 3x3 matrix per image and applied with

@@ -3,7 +3,7 @@
 Presets live in ``training/configs/*.yaml``. Loading is ``yaml.safe_load`` followed by
 :func:`core.config.from_dict`, which rejects unknown keys and mistyped values with the offending dotted key.
 Overrides use dotted paths (``--set loss.r1_gamma=2 --set generator.rendering.depth_resolution=32``); values are
-parsed as YAML scalars/lists and checked the same way. Defaults reproduce EG3D's ``train.py`` (facts A.1, E).
+parsed as YAML scalars/lists and checked the same way. Defaults reproduce ``NVlabs/eg3d: eg3d/train.py``.
 """
 from __future__ import annotations
 
@@ -87,7 +87,8 @@ class LossConfig:
     neural_rendering_resolution_initial: int = 64
     neural_rendering_resolution_final: int | None = None
     neural_rendering_resolution_fade_kimg: float = 1000.0
-    # Mimic3D stage 2 (Chen et al. 2023, §3.2-3.3; facts H.4-H.6): 3D-branch patches, imitation, patch GAN.
+    # Mimic3D stage 2 (Chen et al. 2023, Sec. 3.2-3.3; SeanChenxy/Mimic3D: training/loss.py): 3D-branch patches,
+    # imitation, patch GAN.
     # All off at patch_scale 1 (EG3D and Mimic3D stage 1).
     patch_scale: float = 1.0                    # patch pixel spacing / rendering's: r / R, e.g. 64 / 512 = 0.125
     imitation: str = "lpips"                    # lpips (LPIPS-VGG, needs weights) | dpatch_features (weights-free)

@@ -1,4 +1,4 @@
-"""NeRF-GAN distillation loop (Shahbazi et al. 2023, §3): train the convolutional student of :mod:`core.student` to
+"""NeRF-GAN distillation loop (Shahbazi et al. 2023, Sec. 3): train the convolutional student of :mod:`core.student` to
 reproduce a frozen teacher's renders for the same latent and camera.
 
 Each step draws fresh pairs (z, camera) on the fly, maps z with the teacher's mapping network (conditioned on the

@@ -1,7 +1,7 @@
 """Distillation configuration (``training/configs/distill-*.yaml``): strict dataclasses, ``--set key=value`` overrides.
 
 Parsed like the training presets (``yaml.safe_load`` + :func:`core.config.from_dict`: unknown keys and wrong types
-are errors naming the dotted key). Defaults follow what is known of Shahbazi et al. 2023 (field notes §1.3): batch
+are errors naming the dotted key). Defaults follow what Shahbazi et al. 2023 report (Sec. 4): batch
 16, adversarial weight 0.1 after a reconstruction-only first stage; everything else is Trident's choice and is
 documented next to the field.
 """

@@ -1,4 +1,4 @@
-"""Held-out evaluation and comparison grids for distillation (Shahbazi et al. 2023, §4: PSNR against the teacher).
+"""Held-out evaluation and comparison grids for distillation (Shahbazi et al. 2023, Sec. 4: PSNR against the teacher).
 
 The held-out set is a fixed list of (ws, camera) pairs drawn like the training pairs but from a separate seed; the
 teacher's renders of it are computed once. Scores compare the student's EMA with the teacher:

@@ -1,4 +1,5 @@
-"""3D-to-2D imitation (Chen et al. 2023, "Mimic3D", §3.2; facts H.5): the 3D branch's patch is pulled towards the
+"""3D-to-2D imitation (Chen et al. 2023, "Mimic3D", Sec. 3.2; ``SeanChenxy/Mimic3D: training/loss.py``): the 3D
+branch's patch is pulled towards the
 *detached* crop of the super-resolved image at the same pixel window, so gradients reach only the 3D branch.
 
 Two distances, chosen by ``loss.imitation``:

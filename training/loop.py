@@ -1,4 +1,4 @@
-"""The EG3D training loop (Chan et al. 2022, §4.3 and Appendix B; StyleGAN2-ADA's loop structure).
+"""The EG3D training loop (Chan et al. 2022, Sec. 4.3 and Appendix B; StyleGAN2-ADA's loop structure).
 
 One step = four phases, each accumulating gradients over ``batch / batch_gpu`` micro-batches:
 

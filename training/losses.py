@@ -1,4 +1,5 @@
-"""Loss terms of the EG3D recipe as small functions of tensors (EG3D §4.3 and Appendix B; facts E.2).
+"""Loss terms of the EG3D recipe as small functions of tensors (EG3D Sec. 4.3 and Appendix B; ``NVlabs/eg3d:
+eg3d/training/loss.py``).
 
 The training loop composes them; none of them knows about optimizers, phases or devices.
 """

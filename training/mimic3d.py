@@ -1,4 +1,5 @@
-"""Mimic3D's second training stage on top of the EG3D loop (Chen et al. 2023, §3.2-3.4; facts H.4-H.6).
+"""Mimic3D's second training stage on top of the EG3D loop (Chen et al. 2023, Sec. 3.2-3.4; ``SeanChenxy/Mimic3D:
+training/loss.py``).
 
 Stage 1 is the EG3D recipe with the 3D-aware backbone (``generator.aware3d_res``); :mod:`training.loop` trains it
 unchanged. Stage 2 (``loss.patch_scale < 1``) starts from a stage-1 model (``--init``), adds the detail tri-planes
@@ -59,7 +60,8 @@ def init_generator_config(cfg: TrainConfig, init: GeneratorConfig) -> GeneratorC
 def warm_start_config(stage1: GeneratorConfig, eg3d: GeneratorConfig) -> GeneratorConfig:
     """Mimic3D stage 1 started from an EG3D model (``--init eg3d.pkl`` with a stage-1 config): the EG3D file's
     architecture plus the config's 3D-aware ``b3d{R}`` chain and plane projection. The main synthesis branch,
-    mapping, decoder and super-resolution are EG3D's own modules in Mimic3D (facts H.3: only ``b4.const`` gains a
+    mapping, decoder and super-resolution are EG3D's own modules in Mimic3D (``SeanChenxy/Mimic3D:
+    training/networks_stylegan2.py``: only ``b4.const`` gains a
     leading 1, a layout detail), so their trained tensors carry over by name and only the b3d blocks start fresh;
     the decoder then reads the b3d chain's tri-planes instead of the main branch's, which fine-tuning adapts."""
     if stage1.triplane_resolution != eg3d.triplane_resolution or stage1.triplane_channels != eg3d.triplane_channels:
@@ -123,7 +125,8 @@ def build_patch_gan(cfg: TrainConfig, G: TriPlaneGenerator, resolution: int, dev
 
 
 def sample_windows(t, batch: int) -> rendering.PatchWindows:
-    """One random patch window per sample of the final image's pixel grid (H.4)."""
+    """One random patch window per sample of the final image's pixel grid (``SeanChenxy/Mimic3D:
+    training/volumetric_rendering/ray_sampler.py``)."""
     return rendering.sample_patch_windows(batch, t.patch.size, t.cfg.loss.patch_scale, t.gen, device=t.device)
 
 
@@ -151,7 +154,9 @@ def g_patch_terms(t, fake: dict[str, Tensor], windows: rendering.PatchWindows, b
 
 
 def density_planes(G: TriPlaneGenerator, ws: Tensor) -> Tensor | list[Tensor]:
-    """What the density regulariser samples: coarse + detail in stage 2 (H.5), the tri-planes otherwise."""
+    """What the density regulariser samples: coarse + detail in stage 2 (``SeanChenxy/Mimic3D: training/loss.py``),
+    the tri-planes
+    otherwise."""
     if G.has_direct3d:
         return G.triplanes(ws, noise_mode="random")
     return G.planes(ws, noise_mode="random")
@@ -176,7 +181,8 @@ def d_patch_main(t, ws: Tensor, c: Tensor, reals: Tensor, blur_sigma: float, not
 
 
 def d_patch_reg(t, reals: Tensor, blur_sigma: float, note) -> Tensor:
-    """Lazy R1 of D_patch on real crops, gamma_patch / 2 times the interval (H.5).  # scalar"""
+    """Lazy R1 of D_patch on real crops, gamma_patch / 2 times the interval (``SeanChenxy/Mimic3D:
+    training/loss.py``).  # scalar"""
     L = t.cfg.loss
     r1 = patch_r1(t.patch.D, real_patches(reals, t.patch.size, L.patch_scale, t.gen), blur_sigma, t.augment, t.gen)
     note("loss/Dpatch_r1", r1)

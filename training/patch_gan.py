@@ -1,4 +1,4 @@
-"""Mimic3D's patch adversarial game (Chen et al. 2023, "Mimic3D", §3.3; facts H.4, H.5, I.1 #24).
+"""Mimic3D's patch adversarial game (Chen et al. 2023, "Mimic3D", Sec. 3.3; ``SeanChenxy/Mimic3D: training/loss.py``).
 
 The 3D branch renders small high-density patches: an ``r x r`` window (r = the neural rendering resolution) of the
 ``R x R`` pixel grid of the final image (R = r / patch_scale), at one random top/left per sample. An unconditional

@@ -1,4 +1,5 @@
-"""Training schedules of the EG3D recipe as pure functions of progress (EG3D §4.3, Appendix B; facts E.2-E.3).
+"""Training schedules of the EG3D recipe as pure functions of progress (EG3D Sec. 4.3, Appendix B; ``NVlabs/eg3d:
+eg3d/training/loss.py``).
 
 Every function takes the number of real images shown so far (``cur_nimg``) and returns a number, so the training
 loop owns no schedule logic and each rule can be checked against the reference values.
@@ -21,7 +22,7 @@ def fade(cur_nimg: int, fade_kimg: float) -> float:
 def swapping_prob(cur_nimg: int, gpc_reg_prob: float | None, fade_kimg: float = 1000.0) -> float:
     """Generator pose conditioning: probability that a sample is conditioned on another sample's camera.
 
-    Fades from 1 to ``gpc_reg_prob`` (EG3D §4.3 "Modeling pose-correlated attributes"); None means pose
+    Fades from 1 to ``gpc_reg_prob`` (EG3D Sec. 4.3 "Modeling pose-correlated attributes"); None means pose
     conditioning is off and the mapping network always sees a zero label.
     """
     if gpc_reg_prob is None:
@@ -65,7 +66,7 @@ def ema_beta(batch_size: int, cur_nimg: int, ema_kimg: float, rampup: float | No
 
 
 def lazy_regularization(lr: float, betas: tuple[float, float], interval: int) -> tuple[float, tuple[float, float]]:
-    """Optimizer settings when a regulariser runs every ``interval`` steps (StyleGAN2 §3.1 lazy regularisation):
+    """Optimizer settings when a regulariser runs every ``interval`` steps (StyleGAN2 Sec. 3.1 lazy regularisation):
     lr * k/(k+1) and betas ** (k/(k+1)), so the moment estimates keep their time constants."""
     if not interval:
         return lr, betas
@@ -75,7 +76,7 @@ def lazy_regularization(lr: float, betas: tuple[float, float], interval: int) ->
 
 def ada_adjust(p: float, sign_mean: float, target: float, batch_size: int, interval: int, ada_kimg: float) -> float:
     """StyleGAN2-ADA p update: p += sign(E[sign(D(real))] - target) * (batch * interval) / (ada_kimg * 1000), clamped
-    at 0 (Karras et al. 2020, "Training GANs with Limited Data", §2.3)."""
+    at 0 (Karras et al. 2020, "Training GANs with Limited Data", Sec. 2.3)."""
     diff = sign_mean - target
     sign = (diff > 0) - (diff < 0)
     adjust = sign * (batch_size * interval) / (ada_kimg * 1000.0)

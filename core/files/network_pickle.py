@@ -323,7 +323,8 @@ def is_mimic3d_generator(node: StubModule) -> bool:
 
 
 def mimic3d_backbone_settings(node: StubModule, kw: dict) -> dict[str, Any]:
-    """Mimic3D backbone layout (fact sheet H.2, H.3) -> GeneratorConfig fields; unsupported variants are refused.
+    """Mimic3D backbone layout (``SeanChenxy/Mimic3D: training/dual_triplane.py``, ``training/networks_stylegan2.py``)
+    -> GeneratorConfig fields; unsupported variants are refused.
 
     Reads ``aware3d_res`` and ``retidx`` from the stored synthesis network (falling back to the generator's
     kwargs) and counts the detail blocks ``b3d{R}.block2 ...`` actually present (retidx [-3, -1] -> 2).

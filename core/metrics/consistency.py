@@ -1,7 +1,7 @@
 """3D consistency of a renderer: warp a nearby view into a reference view with depth and cameras, masked PSNR.
 
 Why: EG3D's 2D super-resolution is not strictly multi-view consistent, while Mimic3D's direct 3D rendering is
-(Chen et al. 2023, §1, §4.2). For a pair of views A and B of the same latent:
+(Chen et al. 2023, Sec. 1, Sec. 4.2). For a pair of views A and B of the same latent:
 
 1. every pixel p of A is lifted to the 3D point X = o_A + d_A(p) dir_A(p) (d: expected ray distance, unit
    directions; the depth is bilinearly resized to the image resolution when it is coarser, as for ``sr2d``);

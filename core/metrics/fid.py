@@ -1,5 +1,5 @@
-"""FID and KID on Inception features (Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule", §4;
-Binkowski et al. 2018, "Demystifying MMD GANs", §3 and Appendix D).
+"""FID and KID on Inception features (Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule", Sec. 4;
+Binkowski et al. 2018, "Demystifying MMD GANs", Sec. 3 and Appendix D).
 
 Features come from the Inception-v3 network that the StyleGAN family measures with: the TorchScript file
 ``inception-2015-12-05.pt`` (2048-d pool features; it takes uint8 images [N, 3, H, W] of any size and resizes

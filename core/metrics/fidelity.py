@@ -1,6 +1,6 @@
 """Fidelity: how closely one branch reproduces another for the same latent and camera -- the distilled ``student``
-against its teacher (Shahbazi et al. 2023, §4: PSNR against the teacher's renders; LPIPS where its weights exist),
-or Mimic3D's ``direct3d`` against the super-resolved ``sr2d`` image that it imitates (Chen et al. 2023, §3.3).
+against its teacher (Shahbazi et al. 2023, Sec. 4: PSNR against the teacher's renders; LPIPS where its weights exist),
+or Mimic3D's ``direct3d`` against the super-resolved ``sr2d`` image that it imitates (Chen et al. 2023, Sec. 3.3).
 
 Protocol: ``num`` held-out (z, camera) draws from ``RandomState(seed)``: z ~ N(0, I) mapped with the frontal
 conditioning camera (what ``samples`` and the viewer do), the rendering camera on the orbit at yaw ~ U(-yaw_range,

@@ -1,5 +1,5 @@
 """LPIPS perceptual distance (Zhang et al., "The Unreasonable Effectiveness of Deep Features as a Perceptual
-Metric", CVPR 2018, §3: "Deep features", version 0.1), without importing ``torchvision`` or ``lpips``.
+Metric", CVPR 2018, Sec. 3: "Deep features", version 0.1), without importing ``torchvision`` or ``lpips``.
 
 d(x, y) = sum_l  mean_{h,w}  || w_l * (f_l(x)/|f_l(x)| - f_l(y)/|f_l(y)|) ||^2
 
@@ -10,7 +10,7 @@ d(x, y) = sum_l  mean_{h,w}  || w_l * (f_l(x)/|f_l(x)| - f_l(y)/|f_l(y)|) ||^2
 * ``w_l`` are the learned 1x1 "linear heads" (no bias) shipped by the ``lpips`` package as
   ``lpips/weights/v0.1/{vgg,alex}.pth`` with keys ``lin{l}.model.1.weight`` [1, C_l, 1, 1].
 
-Weights (design.md, "Weights that cannot be downloaded here"): the trunk is Trident's own layer stack whose
+Weights (nothing is downloaded at run time): the trunk is Trident's own layer stack whose
 parameter names equal torchvision's (``features.0.weight`` ...), so the standard torch-hub files
 ``vgg16-397923af.pth`` / ``alexnet-owt-7be5be79.pth`` load into it. They are read from an explicit path or from
 ``$TORCH_HOME/hub/checkpoints/`` (torch's hub directory, default ``~/.cache/torch/hub/checkpoints/``); when absent,

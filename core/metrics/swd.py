@@ -1,4 +1,4 @@
-"""Sliced Wasserstein distance between image sets (Karras et al. 2018, "Progressive Growing of GANs", §5 and
+"""Sliced Wasserstein distance between image sets (Karras et al. 2018, "Progressive Growing of GANs", Sec. 5 and
 Appendix D): statistics of 7x7 neighbourhoods at every level of a Laplacian pyramid, compared by the sliced
 Wasserstein distance. Needs no pretrained network.
 

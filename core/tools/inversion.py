@@ -1,7 +1,8 @@
 """Photo-to-latent inversion: W / W+ optimisation with the EG3D-projector recipe, optional camera optimisation, and
-optional pivotal tuning of the generator (field_notes §2.1, §2.4).
+optional pivotal tuning of the generator (Roich et al. 2022, "Pivotal Tuning for Latent-based Editing of Real
+Images", Sec. 3).
 
-Recipe (oneThousand1000/EG3D-projector, after StyleGAN2's projector, Karras et al. 2020 §5):
+Recipe (oneThousand1000/EG3D-projector, after StyleGAN2's projector, Karras et al. 2020 Sec. 5):
 
 * start from w_avg, the mean of ``w_avg_samples`` mapped random z conditioned on the target camera; w_std is the
   RMS distance of those samples to w_avg;

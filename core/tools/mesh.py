@@ -1,5 +1,5 @@
 """Coloured meshes and density volumes from a tri-plane radiance field (EG3D ``gen_samples.py --shapes``, Chan et al.
-2022 §5 "shapes"; field_notes §5.2).
+2022 Sec. 5 "shapes"; ``NVlabs/eg3d: eg3d/gen_samples.py``).
 
 1. Density: raw sigma (before softplus) on an N^3 grid spanning the tri-plane cube [-box_warp/2, box_warp/2]^3
    (origin -box_warp/2, voxel box_warp/(N-1)), queried in x-slabs of at most ``chunk`` points (bounded memory).

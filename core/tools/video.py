@@ -1,5 +1,5 @@
 """Turntable, orbit and latent-interpolation videos of any branch (EG3D ``gen_videos.py`` conventions, Chan et al.
-2022, supplementary video; field_notes §5.1).
+2022, supplementary video; ``NVlabs/eg3d: eg3d/gen_videos.py``).
 
 Camera paths (F frames, f = 0..F-1, angles as offsets from the frontal view yaw = pitch = pi/2):
 

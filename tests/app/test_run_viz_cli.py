@@ -14,7 +14,7 @@ from tests.conftest import EG3D_FIXTURE, ROOT, require
 
 
 def test_screenshot_mode_renders_the_fixture_and_exits_0_without_a_display(tmp_path, display):
-    """No DISPLAY at all: --screenshot runs a private Xvfb (headless servers, field_notes.md §4 item 3)."""
+    """No DISPLAY at all: --screenshot runs a private Xvfb (headless servers)."""
     out = tmp_path / "shot.png"
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
     env["TRIDENT_CONFIG_DIR"] = str(tmp_path)

@@ -1,4 +1,5 @@
-"""Mimic3D's 3D-aware backbone (core.aware3d): pooling against a plain loop, weight sharing, fact-sheet sizes."""
+"""Mimic3D's 3D-aware backbone (core.aware3d): pooling against a plain loop, weight sharing, Mimic3D parameter
+counts."""
 from __future__ import annotations
 
 import pytest
@@ -99,8 +100,9 @@ def test_per_plane_mode_does_not_mix_planes():
     assert not torch.equal(a[0], b[0]) and torch.equal(a[1:], b[1:])
 
 
-def test_block_parameter_counts_match_fact_sheet():
-    """H.3: each 3D-aware block has 501,698 parameters, the detail upsampler 334,596 (32 channels, w_dim 512)."""
+def test_block_parameter_counts_match_mimic3d():
+    """``SeanChenxy/Mimic3D: training/networks_stylegan2.py``: each 3D-aware block has 501,698 parameters, the detail
+    upsampler 334,596 (32 channels, w_dim 512)."""
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     mid = Aware3DBlock(8, 32, 512, is_last=False)
     last = Aware3DBlock(16, 32, 512, is_last=True, detail_blocks=2)

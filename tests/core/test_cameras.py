@@ -1,7 +1,9 @@
 """Camera conventions (EG3D ``camera_utils.py``): look-at poses, labels, FOV helpers, mirroring, pixel rays.
 
-Property tests sweep many orbit angles, radii and pivots; the fixed numbers are facts I.2 #1, #2, #5 and the
-arccos example of section D of ``eg3d_mimic3d_facts.md``.
+Property tests sweep many orbit angles, radii and pivots; the fixed numbers come from ``NVlabs/eg3d:
+eg3d/camera_utils.py``
+and ``eg3d/training/volumetric_rendering/ray_sampler.py`` (ray directions, pose matrix, FOV to focal, the arccos
+pitch mapping).
 """
 from __future__ import annotations
 
@@ -87,7 +89,8 @@ def test_orbit_angle_conventions():
 
 
 def test_pitch_maps_through_arccos():
-    # fact sheet D: v = pi/2 - 0.2 gives phi = arccos(1 - 2 v / pi) = 1.44313 (about 7.3 deg elevation)
+    # NVlabs/eg3d: eg3d/camera_utils.py (LookAtPoseSampler): v = pi/2 - 0.2 gives phi = arccos(1 - 2 v / pi) = 1.44313
+    # (about 7.3 deg elevation)
     v = math.pi / 2 - 0.2
     o = orbit_origins(torch.tensor([math.pi / 2], dtype=torch.float64), torch.tensor([v], dtype=torch.float64), 1.0)
     phi = math.acos(float(o[0, 1]))
@@ -97,7 +100,7 @@ def test_pitch_maps_through_arccos():
     assert math.acos(float(c2w[0, 1, 3]) / 2.0) == pytest.approx(1.44313, abs=1e-5)
 
 
-def test_fact1_ray_directions():
+def test_ray_directions():
     c2w = lookat_cam2world(math.pi / 2, math.pi / 2, (0, 0, 0.2), 2.7)
     torch.testing.assert_close(c2w[0, :3, :3], torch.tensor([[1.0, 0, 0], [0, -1, 0], [0, 0, -1]]), atol=1e-6, rtol=0)
     torch.testing.assert_close(c2w[0, :3, 3], torch.tensor([0.0, 0.0, 2.7]), atol=1e-6, rtol=0)
@@ -116,7 +119,7 @@ def test_fact1_ray_directions():
     torch.testing.assert_close(o[0], torch.tensor([0.0, 0.0, 2.7]).expand(4096, 3), atol=1e-6, rtol=0)
 
 
-def test_fact2_pose_matrix():
+def test_pose_matrix():
     c2w = lookat_cam2world(math.pi / 2 + 0.4, math.pi / 2 - 0.2, (0, 0, 0.2), 2.7)
     want = torch.tensor([[0.908456, 0.057052, -0.414068, 1.042872],
                          [0.0, -0.990641, -0.136494, 0.343775],
@@ -125,7 +128,7 @@ def test_fact2_pose_matrix():
     torch.testing.assert_close(c2w[0], want, atol=2e-6, rtol=0)
 
 
-def test_fact5_fov_to_focal():
+def test_fov_to_focal():
     assert fov_to_focal(18.837) == pytest.approx(4.263391, abs=1e-6)
     assert fov_to_focal(18) == pytest.approx(4.465175, abs=1e-6)
     assert fov_to_focal(45) == pytest.approx(1.707366, abs=1e-6)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from core.metrics.lpips import (LPIPS, TRUNK_FILES, LPIPSTrunkMissingError, LPIPSWeightsError, heads_path, load_lpips,
                                 trunk_weights_path)
 
-# torchvision's vgg16().features / alexnet().features parameter names and shapes (facts of the model zoo files).
+# torchvision's vgg16().features / alexnet().features parameter names and shapes (the torchvision model zoo files).
 VGG16_CONVS = [(0, 3, 64), (2, 64, 64), (5, 64, 128), (7, 128, 128), (10, 128, 256), (12, 256, 256),
                (14, 256, 256), (17, 256, 512), (19, 512, 512), (21, 512, 512), (24, 512, 512), (26, 512, 512),
                (28, 512, 512)]

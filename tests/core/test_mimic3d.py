@@ -64,7 +64,7 @@ def test_config_read_from_pickle(mimic3d_snapshot, mimic3d_fixture_dir):
 
 
 def test_acceptance_command_direct3d(mimic3d_fixture_dir, mimic3d_expected, tmp_path):
-    """The design.md command in a fresh process: `python -m core samples --branch direct3d ... --save-npz`."""
+    """The documented command in a fresh process: `python -m core samples --branch direct3d ... --save-npz`."""
     argv = samples_argv(mimic3d_fixture_dir, mimic3d_expected, "direct3d", 1, tmp_path)
     proc = subprocess.run([sys.executable, "-m", "core", *argv], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -121,7 +121,8 @@ def test_triplane_options(tiny_G):
         planes = tiny_G.triplanes(ws)
         out = {w: tiny_G.synthesis_direct3d(ws, c, RenderOptions(triplanes=w, resolution=12), planes=planes)
                for w in ("coarse", "detail", "both")}
-        # "both": the decoder sees the sum of the coarse and detail samples (Mimic3D H.1, I.1 #3)
+        # "both": the decoder sees the sum of the coarse and detail samples (SeanChenxy/Mimic3D:
+        # training/volumetric_rendering/renderer.py)
         both = tiny_G.sample_planes(tiny_G.select_triplanes(planes, "both"), pts)
         rgb, sigma = tiny_G.decoder(sample_triplane(planes[0], pts, 1.0, "mimic3d")
                                     + sample_triplane(planes[1], pts, 1.0, "mimic3d"))
@@ -146,7 +147,7 @@ def test_direct3d_default_resolution_and_chunking(tiny_G):
 
 
 def test_patch_aligns_with_crop_of_full_render(tiny_G):
-    """A patch at full-image density is, pixel for pixel, the crop of the full render (Mimic3D H.4)."""
+    """A patch at full-image density is, pixel for pixel, the crop of the full render (Mimic3D's patch ray sampler)."""
     ws = torch.randn(2, tiny_G.num_ws, 16)
     c = _cams(2)
     gen = torch.Generator().manual_seed(5)

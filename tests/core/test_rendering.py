@@ -1,5 +1,5 @@
 """Tri-plane volume rendering: plane projection, bilinear plane sampling, ray marcher, depth sampling, ray/box limits,
-chunking. Fixed numbers are facts I.2 #3, #4 and #7 of ``eg3d_mimic3d_facts.md``."""
+chunking. Fixed numbers come from ``NVlabs/eg3d: eg3d/training/volumetric_rendering/`` (renderer.py, ray_marcher.py)."""
 from __future__ import annotations
 
 import math
@@ -23,7 +23,7 @@ from core.triplane import OSGDecoder
     ("eg3d", [[1.0, 2.0], [1.0, 3.0], [3.0, 1.0]]),
     ("mimic3d", [[1.0, 2.0], [2.0, 3.0], [3.0, 1.0]]),
 ])
-def test_fact3_plane_projection(convention, want):
+def test_plane_projection(convention, want):
     p = torch.tensor([[[1.0, 2.0, 3.0]]])  # [B=1, M=1, 3]
     got = project_onto_planes(p, convention)
     assert got.shape == (1, 3, 1, 2)
@@ -85,7 +85,7 @@ def test_sample_triplane_first_coordinate_indexes_width():
 
 
 # ----------------------------------------------------------------------------------------------------------
-# ray marcher (fact #4)
+# ray marcher (NVlabs/eg3d: eg3d/training/volumetric_rendering/ray_marcher.py)
 
 
 def _march(raw_sigma: float, k: int = 13, span: float = 1.05, start: float = 2.25, logit: float = 0.0,
@@ -98,7 +98,7 @@ def _march(raw_sigma: float, k: int = 13, span: float = 1.05, start: float = 2.2
 
 @pytest.mark.parametrize("k", [2, 13, 96])
 @pytest.mark.parametrize("raw_sigma,weight_total", [(1.0, 0.517032), (0.0, 0.280303)])
-def test_fact4_ray_marcher_weight_total(raw_sigma, weight_total, k):
+def test_ray_marcher_weight_total(raw_sigma, weight_total, k):
     (feat, depth, weights), depths = _march(raw_sigma, k=k)
     assert weights.shape == (2, 3, k - 1, 1)
     acc = weights.sum(2)
@@ -113,7 +113,7 @@ def test_fact4_ray_marcher_weight_total(raw_sigma, weight_total, k):
 
 
 @pytest.mark.parametrize("raw_sigma,weight_total", [(1.0, 0.517032), (0.0, 0.280303)])
-def test_fact4_white_background(raw_sigma, weight_total):
+def test_white_background(raw_sigma, weight_total):
     (feat, _, _), _ = _march(raw_sigma, white_back=True)
     want = (0.5 * weight_total + 1 - weight_total) * 2 - 1
     torch.testing.assert_close(feat, torch.full_like(feat, want), atol=2e-6, rtol=0)
@@ -175,7 +175,7 @@ def _coarse_pass(s: int = 48, m: int = 20, seed: int = 7):
     return depths, w
 
 
-def test_fact7_importance_sampling_sizes(monkeypatch):
+def test_importance_sampling_sizes(monkeypatch):
     depths, w = _coarse_pass(48)
     seen = {}
     real = rendering.sample_pdf
@@ -190,7 +190,7 @@ def test_fact7_importance_sampling_sizes(monkeypatch):
     assert seen == {"bins": (40, 47), "weights": (40, 45), "n": 48}  # 47 midpoints, 45 pdf weights (46 cdf values)
 
 
-def test_fact7_render_composites_96_sorted_samples(monkeypatch):
+def test_render_composites_96_sorted_samples(monkeypatch):
     calls = []
     real = rendering.interval_weights
 

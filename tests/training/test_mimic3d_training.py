@@ -87,7 +87,8 @@ def test_mimic3d_values_in_official_presets():
 
 
 def test_patch_discriminator_is_mimic3ds_single_discriminator():
-    """SingleDiscriminator(c_dim 0) at 64 px: 28 tensors, 26,488,833 parameters (fact sheet H.5)."""
+    """SingleDiscriminator(c_dim 0) at 64 px: 28 tensors, 26,488,833 parameters (``SeanChenxy/Mimic3D:
+    training/dual_discriminator.py``)."""
     cfg = patch_discriminator_config(load_config("mimic3d-stage2-ffhq512").patch_discriminator, 64)
     assert (cfg.c_dim, cfg.dual, cfg.img_resolution) == (0, False, 64)
     D = DualDiscriminator(cfg)
