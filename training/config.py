@@ -24,6 +24,7 @@ PRESET_DIR = Path(__file__).resolve().parent / "configs"
 @dataclass
 class DataConfig:
     path: str | None = None          # dataset zip or folder (EG3D format); --data overrides
+    resolution: int | None = None    # the image size the preset is made for (training uses the dataset's own size)
     xflip: bool = False              # mirror images *and* cameras (flip_yaw), doubling the dataset
     max_size: int | None = None      # random subset of this many images
     workers: int = 2                 # data-loader worker processes

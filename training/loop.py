@@ -17,11 +17,6 @@ and hold everything needed to resume: G, G_ema, D, both optimisers, counters and
 from __future__ import annotations
 
 import copy
-import json
-import os
-import random
-import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -45,17 +40,10 @@ from core.triplane import RenderOptions, TriPlaneGenerator
 from . import losses, mimic3d, schedules
 from .augment import AugmentPipe
 from .config import TrainConfig, discriminator_config, generator_config
+from .plumbing import (Progress, all_reduce_grads, check_replicas, rng_state, run_ticks, sanitize_grads, set_rng_state,
+                       update_ema)
+from .runs import snapshot_name, snapshot_tag
 
-SNAPSHOT_PREFIX = "network-snapshot-"
-
-
-@dataclass
-class Progress:
-    cur_nimg: int = 0
-    cur_tick: int = 0
-    batch_idx: int = 0
-    tick_start_nimg: int = 0
-    elapsed_sec: float = 0.0
 
 
 @dataclass
@@ -225,8 +213,8 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
         opt.zero_grad(set_to_none=True)
         for i in range(n_rounds):
             (body(i) / n_rounds).backward()
-        _all_reduce_grads(module, t.world_size)
-        _sanitize_grads(module)
+        all_reduce_grads(module, t.world_size)
+        sanitize_grads(module)
         opt.step()
         module.requires_grad_(False)
 
@@ -301,74 +289,13 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
     return out
 
 
-@torch.no_grad()
-def update_ema(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> None:
-    """Parameters: ema <- beta * ema + (1 - beta) * model; buffers copied (StyleGAN2/EG3D's G_ema update)."""
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.copy_(pm.detach().lerp(pe, beta))
-    for be, bm in zip(ema.buffers(), model.buffers()):
-        be.copy_(bm)
-
-
-def _all_reduce_grads(module: torch.nn.Module, world_size: int) -> None:
-    """Average gradients over processes (one flat all-reduce, as EG3D's loop does instead of a DDP wrapper)."""
-    if world_size <= 1:
-        return
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.flatten() for g in grads])
-    torch.distributed.all_reduce(flat)
-    flat /= world_size
-    for g, part in zip(grads, flat.split([g.numel() for g in grads])):
-        g.copy_(part.reshape(g.shape))
-
-
-def check_replicas_consistent(t: Trainer) -> None:
-    """All processes must hold the same G and D weights (EG3D's DDP consistency check); a mismatch means the
-    gradient averaging is broken, which must stop the run rather than silently diverge."""
-    if t.world_size <= 1:
-        return
-    modules = (t.G, t.D) + ((t.patch.D,) if t.patch is not None else ())
-    mine = torch.stack([sum(p.detach().double().square().sum() for p in m.parameters()) for m in modules])
-    everyone = [torch.zeros_like(mine) for _ in range(t.world_size)]
-    torch.distributed.all_gather(everyone, mine)
-    for other in everyone:
-        if not torch.allclose(other, mine, rtol=1e-9, atol=0):
-            raise RuntimeError(f"process {t.rank}: model replicas diverged ({other.tolist()} vs {mine.tolist()})")
-
-
-def _sanitize_grads(module: torch.nn.Module) -> None:
-    """NaN/Inf gradients -> finite (EG3D: nan_to_num(nan=0, posinf=1e5, neginf=-1e5))."""
-    for prm in module.parameters():
-        if prm.grad is not None:
-            torch.nan_to_num_(prm.grad, nan=0.0, posinf=1e5, neginf=-1e5)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # snapshots
 
 
-def rng_state(t: Trainer) -> dict:
-    np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "trainer": t.gen.get_state(),
-            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
-                      float(np_state[4])],
-            "python": _py_state_to_plain(random.getstate())}
-
-
-def _py_state_to_plain(state) -> list:
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def set_rng_state(t: Trainer, state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    t.gen.set_state(state["trainer"])
-    n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
-    v, internal, gauss = state["python"]
-    random.setstate((v, tuple(internal), gauss))
+def trainer_modules(t: Trainer) -> tuple[torch.nn.Module, ...]:
+    """The modules every process must hold identically: G, D and (Mimic3D stage 2) D_patch."""
+    return (t.G, t.D) + ((t.patch.D,) if t.patch is not None else ())
 
 
 def save_training_snapshot(t: Trainer, path: Path, extra_meta: dict | None = None) -> None:
@@ -380,7 +307,7 @@ def save_training_snapshot(t: Trainer, path: Path, extra_meta: dict | None = Non
         "flags": {"fade_gpc": t.fade_gpc, "fade_blur": t.fade_blur, "ema_rampup": t.ema_rampup},
         "augment_p": float(t.augment.p) if t.augment is not None else None,
         "D_patch_opt": t.patch.opt.state_dict() if t.patch is not None else None,
-        "rng": rng_state(t), "config": to_dict(t.cfg),
+        "rng": rng_state(t.gen), "config": to_dict(t.cfg),
     }
     snap = Snapshot(generator=t.G_ema.cfg, G_ema=t.G_ema.state_dict(), G=t.G.state_dict(),
                     discriminator=t.D.cfg, D=t.D.state_dict(), extra={"train": train_state, **(extra_meta or {})})
@@ -409,52 +336,9 @@ def restore_training_snapshot(t: Trainer, source: Path | Snapshot) -> None:
     t.progress = Progress(**train["progress"])
     flags = train["flags"]
     t.fade_gpc, t.fade_blur, t.ema_rampup = flags["fade_gpc"], flags["fade_blur"], flags["ema_rampup"]
-    set_rng_state(t, train["rng"])
+    set_rng_state(t.gen, train["rng"])
     if t.augment is not None and train.get("augment_p") is not None:
         t.augment.p.fill_(train["augment_p"])
-
-
-def snapshot_tag(nimg: int) -> str:
-    """'000012' at a whole kimg (EG3D's names), '000012.500' between (a fractional ``--snap-kimg``, or a final
-    snapshot off the snapshot grid), so that no snapshot overwrites another."""
-    kimg, rest = divmod(int(nimg), 1000)
-    return f"{kimg:06d}" if rest == 0 else f"{kimg:06d}.{rest:03d}"
-
-
-def snapshot_name(nimg: int) -> str:
-    return f"{SNAPSHOT_PREFIX}{snapshot_tag(nimg)}.pkl"
-
-
-_TAG = re.compile(r"^(\d{6})(?:\.(\d{3}))?$")
-
-
-def snapshot_nimg(path: Path) -> int | None:
-    """The images seen at a snapshot, from its file name (None for other names)."""
-    m = _TAG.match(path.name[len(SNAPSHOT_PREFIX):-len(".pkl")]) if path.name.startswith(SNAPSHOT_PREFIX) else None
-    return int(m.group(1)) * 1000 + int(m.group(2) or 0) if m else None
-
-
-def latest_snapshot(run_dir: Path) -> Path | None:
-    """The run's snapshot with the most images seen (names sort wrongly once fractional tags exist)."""
-    snaps = [(n, p) for p in run_dir.glob(f"{SNAPSHOT_PREFIX}*.pkl") if (n := snapshot_nimg(p)) is not None]
-    return max(snaps)[1] if snaps else None
-
-
-def find_resume_run(outdir: Path) -> Path | None:
-    """The newest run folder under ``outdir`` that holds a snapshot (for ``--resume auto``)."""
-    runs = sorted((d for d in outdir.glob("[0-9][0-9][0-9][0-9][0-9]-*") if d.is_dir()), reverse=True)
-    for d in runs:
-        if latest_snapshot(d) is not None:
-            return d
-    return None
-
-
-def new_run_dir(outdir: Path, desc: str) -> Path:
-    outdir.mkdir(parents=True, exist_ok=True)
-    ids = [int(d.name[:5]) for d in outdir.glob("[0-9][0-9][0-9][0-9][0-9]-*") if d.name[:5].isdigit()]
-    run = outdir / f"{(max(ids) + 1 if ids else 0):05d}-{desc}"
-    run.mkdir()
-    return run
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -488,55 +372,8 @@ def save_grid(G: TriPlaneGenerator, path: Path, grid: tuple[int, int], seed: int
     save_png(path, to_uint8(torch.cat(tiles, dim=1)))
 
 
-def append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 # ----------------------------------------------------------------------------------------------------------
 # the loop
-
-
-def run_ticks(p: Progress, step: Callable[[], dict[str, float]], stats_path: Path, total_kimg: float,
-              snap_kimg: float, tick_kimg: float, is_main: bool, snapshot: Callable[[int], None],
-              check: Callable[[], None], on_tick: Callable[[dict], None] | None = None) -> int | None:
-    """The loop shared by training and distillation: ``step()`` (one optimisation step; advances ``p`` and returns
-    terms to average) until ``total_kimg``; a ``stats.jsonl`` record every ``tick_kimg``; every ``snap_kimg`` and
-    at the end ``check()`` (replica consistency, all processes) then, on the main process, ``snapshot(nimg)``,
-    where nimg names the snapshot: the last snapshot-grid point passed, or the images seen for a final snapshot
-    off the grid. Returns the last snapshot's nimg (None if none was written)."""
-    last = None
-    snap_every = max(int(snap_kimg * 1000), 1)
-    next_snap = (p.cur_nimg // snap_every + 1) * snap_every
-    tick_start = time.time()
-    acc: dict[str, list[float]] = {}
-    while p.cur_nimg < total_kimg * 1000:
-        for k, v in step().items():
-            acc.setdefault(k, []).append(v)
-        done = p.cur_nimg >= total_kimg * 1000
-        if p.cur_nimg - p.tick_start_nimg >= tick_kimg * 1000 or done:
-            dt = time.time() - tick_start
-            p.elapsed_sec += dt
-            kimg_done = (p.cur_nimg - p.tick_start_nimg) / 1000
-            record = {"tick": p.cur_tick, "kimg": p.cur_nimg / 1000, "sec_per_kimg": dt / max(kimg_done, 1e-9),
-                      "elapsed_sec": p.elapsed_sec, **{k: float(np.mean(v)) for k, v in acc.items()}}
-            if is_main:
-                append_jsonl(stats_path, record)
-                if on_tick is not None:
-                    on_tick(record)
-            acc.clear()
-            p.cur_tick += 1
-            p.tick_start_nimg = p.cur_nimg
-            tick_start = time.time()
-        if p.cur_nimg >= next_snap or done:
-            check()
-            last = (p.cur_nimg // snap_every) * snap_every if p.cur_nimg >= next_snap else p.cur_nimg
-            if is_main:
-                snapshot(last)
-            next_snap = (p.cur_nimg // snap_every + 1) * snap_every
-    return last
 
 
 def training_loop(t: Trainer, batches, all_labels: np.ndarray, run_dir: Path, total_kimg: float, snap_kimg: float,
@@ -550,4 +387,4 @@ def training_loop(t: Trainer, batches, all_labels: np.ndarray, run_dir: Path, to
         save_training_snapshot(t, run_dir / snapshot_name(nimg))
 
     return run_ticks(t.progress, lambda: train_step(t, *next(it), all_labels), run_dir / "stats.jsonl", total_kimg,
-              snap_kimg, tick_kimg, t.rank == 0, snapshot, lambda: check_replicas_consistent(t), on_tick)
+              snap_kimg, tick_kimg, t.rank == 0, snapshot, lambda: check_replicas(trainer_modules(t), t.rank, t.world_size), on_tick)

@@ -57,7 +57,7 @@ def test_ada_p_moves_and_resumes(tmp_path):
     from core.cameras import Camera
     from training.__main__ import main
     from training.dataset_tool import Item, write_dataset
-    from training.loop import latest_snapshot
+    from training.runs import latest_snapshot
     from core.files.checkpoint import load_snapshot
 
     rng = np.random.RandomState(0)

@@ -16,7 +16,7 @@ def test_expected_presets_exist():
 
 
 def _schemas():
-    from training.distill_config import DistillConfig, dump_distill_config, load_distill_config
+    from training.distill.config import DistillConfig, dump_distill_config, load_distill_config
     return {"train": (load_config, dump_config, TrainConfig),
             "distill": (load_distill_config, dump_distill_config, DistillConfig)}
 
@@ -33,7 +33,7 @@ def test_every_preset_loads_strictly_and_round_trips(kind, name, tmp_path):
 
 def test_distill_preset_rejects_unknown_overrides_and_names():
     from core.config import ConfigError
-    from training.distill_config import load_distill_config
+    from training.distill.config import load_distill_config
 
     with pytest.raises(ConfigError, match="unknown key"):
         load_distill_config(DISTILL_PRESETS[0], ["no_such_section.key=1"])

@@ -15,10 +15,10 @@ from core.cameras import Camera
 from core.files.checkpoint import load_snapshot
 from core.model import load_model
 from core.triplane import RenderOptions
-from training import distill
+from training.distill import loop as distill
 from training.__main__ import main
 from training.dataset_tool import Item, write_dataset
-from training.distill_config import load_distill_config
+from training.distill.config import load_distill_config
 
 FAST = ["--set", "teacher.depth_resolution=6", "--set", "teacher.depth_resolution_importance=6",
         "--set", "run.grid=[2, 1]", "--set", "run.eval_pairs=4", "--set", "optim.batch_gpu=4", "--device", "cpu"]

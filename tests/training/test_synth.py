@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from core.cameras import Camera, flip_yaw_label, fov_to_focal
-from training import synth_render
+from training.synth import render as synth_render
 from training.__main__ import main
 from core.files.dataset import DatasetError, ImageDataset
-from training.synth import SynthConfig, benchmark, generate_dataset, render, sample_scene, sample_scenes
-from training.synth_objects import PART_GROUPS, PIVOT, SLOTS, Objects
+from training.synth.generate import SynthConfig, benchmark, generate_dataset, render, sample_scene, sample_scenes
+from training.synth.objects import PART_GROUPS, PIVOT, SLOTS, Objects
 
 
 def _rays_from_label(label: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:

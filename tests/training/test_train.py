@@ -91,7 +91,7 @@ def test_bf16_training_step_on_cpu(tmp_path):
 
 def test_snapshot_names_never_collide_and_latest_is_by_images_seen(tmp_path):
     """Whole-kimg snapshots keep EG3D's names; fractional ones get a .NNN suffix; --resume picks the most images."""
-    from training.loop import latest_snapshot, snapshot_name, snapshot_nimg, snapshot_tag
+    from training.runs import latest_snapshot, snapshot_name, snapshot_nimg, snapshot_tag
     assert snapshot_name(12000) == "network-snapshot-000012.pkl" and snapshot_tag(12500) == "000012.500"
     assert snapshot_tag(4) == "000000.004"
     for nimg in (500, 1000, 1500, 2000, 2528):
@@ -106,7 +106,7 @@ def test_snapshot_names_never_collide_and_latest_is_by_images_seen(tmp_path):
     (320, 1.0, 2.5, [1000, 2000, 2560]),                     # EG3D-style: named by the grid point passed
 ])
 def test_run_ticks_snapshot_points(tmp_path, batch, snap_kimg, total_kimg, expect):
-    from training.loop import Progress, run_ticks
+    from training.plumbing import Progress, run_ticks
     p = Progress()
 
     def step():

@@ -7,6 +7,7 @@ import pytest
 
 from training.__main__ import main
 from training.commands.bench import default_resolution
+from training.config import PRESET_DIR, load_config
 from core.commands.common import UsageError
 
 TINY = ["--set", "generator.rendering.depth_resolution=4", "--set", "generator.rendering.depth_resolution_importance=4",
@@ -36,11 +37,13 @@ def test_bench_rejects_bad_options(tmp_path, capsys):
     assert not (tmp_path / "b.json").exists()
 
 
-def test_default_resolution_from_preset_name():
-    assert default_resolution("synth-tiny") == 64 and default_resolution("ffhq512") == 512
-    assert default_resolution("training/configs/shapenet128.yaml") == 128
-    assert default_resolution("mimic3d-stage1-synth-tiny") == 64
-    assert default_resolution("mimic3d-stage1-synth-64") == 64
-    assert default_resolution("mimic3d-stage2-shapenet128") == 128
-    with pytest.raises(UsageError):
-        default_resolution("mystery")
+def test_default_resolution_is_the_presets_data_resolution():
+    """Every training preset states its image size as data.resolution; the bench's synthetic data uses it."""
+    presets = sorted(p.stem for p in PRESET_DIR.glob("*.yaml") if not p.stem.startswith("distill"))
+    assert presets
+    for name in presets:
+        cfg = load_config(name)
+        assert default_resolution(cfg, name) == cfg.data.resolution and cfg.data.resolution >= 32, name
+    assert default_resolution(load_config("synth-tiny", ["data.resolution=32"]), "synth-tiny") == 32
+    with pytest.raises(UsageError, match="data.resolution"):
+        default_resolution(load_config("synth-tiny", ["data.resolution=null"]), "synth-tiny")

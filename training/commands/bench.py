@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -28,10 +27,10 @@ from core.tools.bench import PeakMemory, environment, load_average
 from core.commands.common import UsageError, resolve_device
 
 from .. import loop
-from ..config import ConfigError, load_config
+from ..config import ConfigError, TrainConfig, load_config
 from core.files.dataset import ImageDataset
 from ..loader import make_loader
-from ..synth import SynthConfig, generate_dataset
+from ..synth.generate import SynthConfig, generate_dataset
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -50,16 +49,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def default_resolution(config: str) -> int:
-    """64 for the synthetic presets (synth-*, mimic3d-stage*-synth-*, except synth-N names, which give N);
-    otherwise the trailing number of the preset name (ffhq512 -> 512, mimic3d-stage2-shapenet128 -> 128)."""
-    name = Path(config).stem
-    if re.search(r"(^|-)synth-(tiny|[a-z]+)$", name) or name == "synth":
-        return 64
-    m = re.search(r"(\d+)$", name)
-    if not m:
-        raise UsageError(f"cannot tell the image size of preset {name!r}: pass --resolution or --data")
-    return int(m.group(1))
+def default_resolution(cfg: TrainConfig, name: str) -> int:
+    """The image size of the temporary synthetic data: the preset's ``data.resolution``."""
+    if cfg.data.resolution is None:
+        raise UsageError(f"preset {name!r} has no data.resolution: pass --resolution or --data")
+    return cfg.data.resolution
 
 
 def _sync(device: torch.device) -> None:
@@ -130,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError(f"no such dataset: {args.data}")
             data = args.data
         else:
-            res = args.resolution or default_resolution(args.config)
+            res = args.resolution or default_resolution(cfg, Path(str(args.config)).stem)
             data = Path(tmp) / "synth.zip"
             count = max(2 * cfg.optim.batch, 16)
             print(f"writing {count} synthetic images at {res} px to a temporary folder")

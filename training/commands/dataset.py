@@ -20,8 +20,8 @@ from core.commands.common import UsageError
 
 from core.files.dataset import ALPHA_MODES
 from ..dataset_tool import TRANSFORMS, convert_dataset, describe_dataset, mirror_dataset
-from ..synth import SynthConfig, benchmark, generate_dataset
-from ..synth_objects import PART_GROUPS
+from ..synth.generate import SynthConfig, benchmark, generate_dataset
+from ..synth.objects import PART_GROUPS
 
 
 def _positive(text: str) -> int:

@@ -25,9 +25,11 @@ from tqdm import tqdm
 from core.files.checkpoint import load_snapshot
 from core.commands.common import UsageError, resolve_device
 
-from .. import distill, loop
-from ..distill_config import load_distill_config
-from ..distill_eval import evaluate, make_held_out, save_comparison_grid
+from ..distill import loop as distill
+from .. import runs
+from ..plumbing import append_jsonl
+from ..distill.config import load_distill_config
+from ..distill.eval import evaluate, make_held_out, save_comparison_grid
 from .train import _init_distributed, _rank_device
 
 
@@ -51,8 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def _resume_target(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
     if args.resume == "auto":
-        run_dir = loop.find_resume_run(args.outdir) if args.outdir.exists() else None
-        return run_dir, (loop.latest_snapshot(run_dir) if run_dir is not None else None)
+        run_dir = runs.find_resume_run(args.outdir) if args.outdir.exists() else None
+        return run_dir, (runs.latest_snapshot(run_dir) if run_dir is not None else None)
     if args.resume:
         path = Path(args.resume)
         if not path.is_file():
@@ -113,13 +115,12 @@ def run(args: argparse.Namespace) -> int:
         if world > 1:
             d.gen.manual_seed(cfg.run.seed * 1000 + rank + d.progress.batch_idx)
         if rank == 0:
-            for stale in run_dir.glob("*.tmp"):  # half-written snapshots of a killed process
-                stale.unlink()
+            runs.clear_stale_writes(run_dir)
             if args.teacher is not None:
                 print(f"note: --teacher ignored, the teacher inside {resume_path.name} is used")
             print(f"resuming {run_dir.name} from {resume_path.name} at {d.progress.cur_nimg / 1000:.3f} kimg")
     elif rank == 0:
-        run_dir = loop.new_run_dir(args.outdir, f"{Path(str(args.config)).stem}-{Path(args.teacher).stem}")
+        run_dir = runs.new_run_dir(args.outdir, f"{Path(str(args.config)).stem}-{Path(args.teacher).stem}")
         print(f"new run {run_dir}" + (f" ({world} processes)" if world > 1 else ""))
     if world > 1:
         holder = [str(run_dir) if rank == 0 else None]
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         if cfg.run.eval_pairs > 0:
             held = make_held_out(d, cfg.run.eval_pairs, cfg.run.seed, cfg.optim.batch_gpu)
             if resume_path is None:  # the untrained student's scores: the baseline of the curve
-                loop.append_jsonl(run_dir / "stats.jsonl", {"kimg": 0.0, **evaluate(d.student_ema, held, d.lpips)})
+                append_jsonl(run_dir / "stats.jsonl", {"kimg": 0.0, **evaluate(d.student_ema, held, d.lpips)})
 
     def on_snapshot(dd: distill.Distiller, rd: Path, tag: str) -> dict:
         save_comparison_grid(dd, rd / f"compare{tag}.png", cfg.run.grid, cfg.run.seed)
@@ -156,5 +157,5 @@ def run(args: argparse.Namespace) -> int:
         if world > 1:
             torch.distributed.destroy_process_group()
     if rank == 0:
-        print(f"done: {run_dir / loop.snapshot_name(d.progress.cur_nimg if last is None else last)}")
+        print(f"done: {run_dir / runs.snapshot_name(d.progress.cur_nimg if last is None else last)}")
     return 0

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from core.files.checkpoint import load_snapshot
 from core.commands.common import UsageError, resolve_device
 
-from .. import loop
+from .. import loop, runs
 from ..config import dump_config, load_config
 from core.files.dataset import ImageDataset
 from ..loader import make_loader
@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
     run_dir = resume_path = None
     if args.resume == "auto":
-        run_dir = loop.find_resume_run(args.outdir) if args.outdir.exists() else None
+        run_dir = runs.find_resume_run(args.outdir) if args.outdir.exists() else None
         if run_dir is not None:
-            resume_path = loop.latest_snapshot(run_dir)
+            resume_path = runs.latest_snapshot(run_dir)
     elif args.resume:
         resume_path = Path(args.resume)
         if not resume_path.is_file():
@@ -92,14 +92,13 @@ def run(args: argparse.Namespace) -> int:
     if resume_path is not None:
         loop.restore_training_snapshot(t, init)  # the snapshot already loaded above
         if rank == 0:
-            for stale in run_dir.glob("*.tmp"):  # half-written snapshots of a killed process (never renamed in)
-                stale.unlink()
+            runs.clear_stale_writes(run_dir)
             print(f"resuming {run_dir.name} from {resume_path.name} at {t.progress.cur_nimg / 1000:.3f} kimg")
         if world > 1:
             t.gen.manual_seed(cfg.run.seed * 1000 + rank + t.progress.batch_idx)
     elif rank == 0:
         desc = f"{Path(str(args.config)).stem}-{Path(cfg.data.path).stem}"
-        run_dir = loop.new_run_dir(args.outdir, desc)
+        run_dir = runs.new_run_dir(args.outdir, desc)
         print(f"new run {run_dir}" + (f" ({world} processes)" if world > 1 else ""))
     if world > 1:
         holder = [str(run_dir) if rank == 0 else None]
@@ -128,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         if world > 1:
             torch.distributed.destroy_process_group()
     if rank == 0:
-        print(f"done: {run_dir / loop.snapshot_name(t.progress.cur_nimg if last is None else last)}")
+        print(f"done: {run_dir / runs.snapshot_name(t.progress.cur_nimg if last is None else last)}")
     return 0
 
 

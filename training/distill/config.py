@@ -15,7 +15,7 @@ import yaml
 from core.config import ConfigError, from_dict, to_dict
 from core.conventions import DEFAULT_FOV_DEG
 
-from .config import DiscriminatorArch, apply_overrides, read_preset
+from ..config import DiscriminatorArch, apply_overrides, read_preset
 
 TARGETS = ("sr2d", "direct3d")
 CAMERA_SOURCES = ("pose", "dataset")

@@ -32,7 +32,7 @@ from core.cameras import Camera
 from core.rendering import make_rays
 
 from core.files.dataset import DatasetError
-from .synth_objects import K, SLOT_KIND, SLOTS, Objects
+from .objects import K, SLOT_KIND, SLOTS, Objects
 
 KEY_LIGHT = np.array([0.0, 0.55, 0.835]) / np.linalg.norm([0.0, 0.55, 0.835])
 RIM_LIGHT = np.array([0.0, 0.45, -0.89]) / np.linalg.norm([0.0, 0.45, -0.89])

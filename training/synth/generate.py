@@ -1,8 +1,8 @@
 """The synthetic multi-view dataset: procedural head-like objects, ray-traced from FFHQ-like cameras.
 
-* Objects and cameras: :mod:`training.synth_objects` (unions of ellipsoids centred at the camera pivot
+* Objects and cameras: :mod:`training.synth.objects` (unions of ellipsoids centred at the camera pivot
   (0, 0, 0.2), inside [-0.5, 0.5]^3; EG3D look-at cameras at radius 2.7, FOV 18.837, yaw/pitch spread like FFHQ).
-* Rendering: :mod:`training.synth_render` (analytic ray-ellipsoid intersections on :func:`core.rendering.make_rays`
+* Rendering: :mod:`training.synth.render` (analytic ray-ellipsoid intersections on :func:`core.rendering.make_rays`
   rays, Lambert + ambient + headlight + rim + specular, gamma 2, ssaa antialiasing).
 * Here: writing a dataset in the EG3D format (:func:`training.dataset_tool.write_dataset`), with optional ground-truth
   depth (float32 ``.npy`` [H, W] per image: Euclidean distance along the pixel-centre ray, the quantity the
@@ -30,10 +30,10 @@ import torch
 from core.cameras import fov_to_focal
 
 from core.files.dataset import DatasetError
-from .dataset_tool import Item, encode_png, write_dataset
-from .synth_objects import (FOV_DEG, PITCH_LIMIT, PITCH_STD, PIVOT, RADIUS, YAW_LIMIT, YAW_STD, Objects,
-                            sample_scene, sample_scenes)
-from .synth_render import render
+from ..dataset_tool import Item, encode_png, write_dataset
+from .objects import (FOV_DEG, PITCH_LIMIT, PITCH_STD, PIVOT, RADIUS, YAW_LIMIT, YAW_STD, Objects, sample_scene,
+                      sample_scenes)
+from .render import render
 
 __all__ = ["SynthConfig", "Objects", "benchmark", "generate_dataset", "iter_items", "render", "render_items",
            "sample_scene", "sample_scenes"]

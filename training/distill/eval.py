@@ -22,7 +22,7 @@ from core.files.image_io import save_png, to_uint8
 from core.metrics.fidelity import psnr
 from core.student import StudentGenerator
 
-from .distill import EVAL_SEED_OFFSET, Distiller, sample_pairs, teacher_targets
+from .loop import EVAL_SEED_OFFSET, Distiller, sample_pairs, teacher_targets
 
 
 @dataclass

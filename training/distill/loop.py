@@ -44,10 +44,11 @@ from core.student import (StudentGenerator, build_student, init_from_teacher, se
                           student_config_for_teacher, student_payload)
 from core.triplane import RenderOptions
 
-from . import losses, schedules
-from .distill_config import DistillConfig, dump_distill_config
-from .loop import (Progress, _all_reduce_grads, _sanitize_grads, append_jsonl, rng_state, run_ticks,
-                   set_rng_state, snapshot_name, snapshot_tag, update_ema)
+from .. import losses, schedules
+from .config import DistillConfig, dump_distill_config
+from ..plumbing import (Progress, all_reduce_grads, append_jsonl, check_replicas, rng_state, run_ticks, sanitize_grads,
+                        set_rng_state, update_ema)
+from ..runs import snapshot_name, snapshot_tag
 
 TEACHER_ONLY_EXTRA = ("train", "student", "distill")  # extras not carried from the teacher file into snapshots
 EVAL_SEED_OFFSET = 1_000_003                         # held-out pairs never coincide with training draws
@@ -281,8 +282,8 @@ def distill_step(d: Distiller) -> dict[str, float]:
         opt.zero_grad(set_to_none=True)
         for i in range(len(rounds)):
             (body(i) / len(rounds)).backward()
-        _all_reduce_grads(module, d.world_size)
-        _sanitize_grads(module)
+        all_reduce_grads(module, d.world_size)
+        sanitize_grads(module)
         opt.step()
         module.requires_grad_(False)
 
@@ -337,19 +338,6 @@ def distill_step(d: Distiller) -> dict[str, float]:
     return out
 
 
-def check_replicas_consistent(d: Distiller) -> None:
-    """All processes must hold the same student (and D) weights; a mismatch stops the run."""
-    if d.world_size <= 1:
-        return
-    mods = [d.student] + ([d.D] if d.D is not None else [])
-    mine = torch.stack([sum(q.detach().double().square().sum() for q in m.parameters()) for m in mods])
-    everyone = [torch.zeros_like(mine) for _ in range(d.world_size)]
-    torch.distributed.all_gather(everyone, mine)
-    for other in everyone:
-        if not torch.allclose(other, mine, rtol=1e-9, atol=0):
-            raise RuntimeError(f"process {d.rank}: student replicas diverged ({other.tolist()} vs {mine.tolist()})")
-
-
 # ----------------------------------------------------------------------------------------------------------
 # snapshots
 
@@ -364,7 +352,7 @@ def save_distill_snapshot(d: Distiller, path: Path) -> None:
         "D_config": to_dict(d.D.cfg) if d.D is not None else None,
         "D_opt": d.D_opt.state_dict() if d.D_opt is not None else None,
         "progress": dataclasses.asdict(p),
-        "rng": rng_state(d),
+        "rng": rng_state(d.gen),
         "config": to_dict(d.cfg),
     }
     extra = {**d.teacher_snapshot.extra, "student": student_payload(d.student_ema), "distill": state}
@@ -388,7 +376,7 @@ def restore_distill_snapshot(d: Distiller, snap: Snapshot, name: str = "the snap
         load_state_strict(d.D, state["D"], "distillation D")
         d.D_opt.load_state_dict(state["D_opt"])
     d.progress = Progress(**state["progress"])
-    set_rng_state(d, state["rng"])
+    set_rng_state(d.gen, state["rng"])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -410,7 +398,7 @@ def distill_loop(d: Distiller, run_dir: Path, total_kimg: float, snap_kimg: floa
         save_distill_snapshot(d, run_dir / snapshot_name(nimg))
 
     return run_ticks(d.progress, lambda: distill_step(d), stats_path, total_kimg, snap_kimg, tick_kimg, d.rank == 0,
-              snapshot, lambda: check_replicas_consistent(d), on_tick)
+              snapshot, lambda: check_replicas((d.student,) + ((d.D,) if d.D is not None else ()), d.rank, d.world_size), on_tick)
 
 
 def write_config(run_dir: Path, cfg: DistillConfig) -> None:
