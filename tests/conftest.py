@@ -1,4 +1,5 @@
-"""Shared test fixtures: paths to the reference fixtures (../shared/fixtures, the path CI has too)."""
+"""Shared test fixtures: the reference fixtures (``$TRIDENT_FIXTURES``, default ../shared/fixtures beside the
+checkout, the path CI has too; see :func:`core.commands.common.fixtures_dir`)."""
 from __future__ import annotations
 
 import sys
@@ -8,12 +9,14 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures"
-EG3D_FIXTURE = FIXTURES / "eg3d_ffhq128"
-MIMIC3D_FIXTURE = FIXTURES / "mimic3d_128"
-
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from core.commands.common import fixtures_dir  # noqa: E402 (after the checkout is on sys.path)
+
+FIXTURES = fixtures_dir()
+EG3D_FIXTURE = FIXTURES / "eg3d_ffhq128"
+MIMIC3D_FIXTURE = FIXTURES / "mimic3d_128"
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
@@ -21,7 +24,7 @@ torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 def require(path: Path) -> Path:
     """Reference fixtures are part of the test contract: a missing one is a failure, never a skip."""
     if not path.exists():
-        pytest.fail(f"reference fixture missing: {path} (expected ../shared/fixtures beside the repository)")
+        pytest.fail(f"reference fixture missing: {path} (set TRIDENT_FIXTURES or put them in ../shared/fixtures beside the checkout)")
     return path
 
 

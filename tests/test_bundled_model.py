@@ -18,6 +18,7 @@ def model():
     return load_model(BUNDLED)
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_bundled_model_renders_each_branch(model):
     assert torch.load(BUNDLED, weights_only=True, map_location="cpu")["format"] == "trident-snapshot"
@@ -38,6 +39,7 @@ def test_bundled_model_renders_each_branch(model):
     assert model.snapshot.G is None and model.snapshot.D is None  # packed: no training state shipped
 
 
+@pytest.mark.slow
 def test_bundled_direct3d_is_more_consistent_than_sr2d(model):
     """The issue's acceptance claim, on a few of the metric's own draws (the README reports 64 pairs): direct3d,
     rendered straight from the tri-planes, beats sr2d (2D super-resolution after rendering) on 3D consistency."""

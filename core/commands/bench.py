@@ -50,11 +50,11 @@ from ..model import Model
 from ..triplane import TriPlaneGenerator
 from ..tools.bench import SAMPLING, SEED, Case, PeakMemory, environment, load_average, measure
 from . import bench_student
-from .common import UsageError, choice_list, int_list, resolve_device
+from .common import UsageError, choice_list, fixtures_dir, int_list, resolve_device
 
 MODELS = ("fixture", "ffhq512", "mimic3d512")
 BRANCH = {"fixture": "sr2d", "ffhq512": "sr2d", "mimic3d512": "direct3d"}
-DEFAULT_NETWORK = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "eg3d_ffhq128" / "network.pkl"
+DEFAULT_NETWORK = fixtures_dir() / "eg3d_ffhq128" / "network.pkl"
 TOLERANCE = 1e-3
 # Measurements of the original EG3D code on a 2-core CPU like this one (project issue): seconds per image,
 # batch 1, standard sampling. Keys: (model, nrr, coarse samples, importance samples).

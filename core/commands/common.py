@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+from pathlib import Path
 
 import torch
 from ..errors import TridentError
@@ -37,6 +39,12 @@ def seeds_arg(text: str) -> list[int]:
         return parse_seeds(text)
     except UsageError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def fixtures_dir() -> Path:
+    """The reference fixtures (EG3D and Mimic3D network pickles with their expected outputs): ``$TRIDENT_FIXTURES``,
+    by default ``../shared/fixtures`` beside the checkout. The tests and ``bench``'s default network read them."""
+    return Path(os.environ.get("TRIDENT_FIXTURES") or Path(__file__).resolve().parents[2].parent / "shared" / "fixtures")
 
 
 def resolve_device(name: str) -> torch.device:

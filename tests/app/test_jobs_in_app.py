@@ -9,6 +9,8 @@ from PIL import Image
 from tests.app.conftest import run_until, settle
 from tests.conftest import EG3D_FIXTURE, require
 
+pytestmark = pytest.mark.slow   # each test starts the viewer app
+
 
 @pytest.fixture(scope="module")
 def viewer(display, tmp_path_factory):

@@ -2,6 +2,8 @@
 mapped latents and tri-planes (checked on the Mimic3D fixture: sr2d + direct3d from one backbone run)."""
 from __future__ import annotations
 
+import pytest
+
 import numpy as np
 import torch
 
@@ -12,6 +14,7 @@ from core.triplane import RenderOptions
 from tests.conftest import MIMIC3D_FIXTURE, require
 
 
+@pytest.mark.slow
 def test_backend_matches_model_render_and_caches_planes():
     b = ModelBackend.open(str(require(MIMIC3D_FIXTURE / "network.pkl")), "cpu")
     m = b.model

@@ -12,6 +12,8 @@ from PIL import Image
 from app import main as app_main
 from tests.conftest import EG3D_FIXTURE, ROOT, require
 
+pytestmark = pytest.mark.slow   # each test starts the viewer app
+
 
 def test_screenshot_mode_renders_the_fixture_and_exits_0_without_a_display(tmp_path, display):
     """No DISPLAY at all: --screenshot runs a private Xvfb (headless servers)."""

@@ -26,8 +26,10 @@ def test_every_shader_compiles_and_links(gl_window):
 
 
 def test_broken_shader_reports_file_and_log(gl_window):
+    """The message holds the driver's log, which names the bad identifier (Mesa and NVIDIA both do): an error
+    without the log fails this test."""
     vert = (SHADER_DIR / "display.vert").read_text()
-    with pytest.raises(ShaderError, match=r"broken\.frag: compile failed: .*undeclared|broken\.frag: compile failed"):
+    with pytest.raises(ShaderError, match=r"broken\.frag: compile failed: .*undeclared_thing"):
         ShaderProgram(vert, "#version 330 core\nout vec4 o;\nvoid main() { o = undeclared_thing; }\n", name="broken")
 
 

@@ -9,6 +9,8 @@ from tests.app.conftest import run_until, settle
 from tests.app.test_viewer_fake import drag
 from tests.conftest import EG3D_FIXTURE, require
 
+pytestmark = pytest.mark.slow   # each test starts the viewer app
+
 
 @pytest.fixture
 def fixture_viewer(make_viewer, tmp_path):

@@ -30,6 +30,7 @@ def quick(tmp_path_factory):
     return proc, out
 
 
+@pytest.mark.slow
 def test_quick_run_writes_json(quick):
     proc, out = quick
     assert proc.returncode == 0, proc.stderr

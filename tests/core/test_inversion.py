@@ -50,6 +50,7 @@ def test_orbit_label_round_trip(model, yaw, pitch):
     torch.testing.assert_close(back, label, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_recovers_known_latent_w_plus_mse(model, target):
     """Acceptance: W+ / MSE inversion of a fixture image reaches PSNR > 30 dB within a few hundred steps."""
     ws_true, cam, image = target

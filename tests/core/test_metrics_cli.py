@@ -39,6 +39,7 @@ def test_image_files_reader(tmp_path):
         list(iter_images(tmp_path / "missing.zip"))
 
 
+@pytest.mark.slow
 def test_swd_cli(eg3d_fixture_dir, tmp_path, capsys):
     _write_dataset(tmp_path / "d.zip", n=8, res=64)  # resized to the model's 128 px
     out = tmp_path / "m.json"
@@ -59,6 +60,7 @@ def test_metrics_cli_errors(eg3d_fixture_dir, tmp_path, capsys):
     assert len(err) == 2 and all(e.startswith("error:") for e in err)
 
 
+@pytest.mark.slow
 def test_fid_kid_cli_with_a_torchscript_detector(eg3d_fixture_dir, tmp_path, capsys):
     import torch
 

@@ -63,6 +63,7 @@ def test_config_read_from_pickle(mimic3d_snapshot, mimic3d_fixture_dir):
     assert mimic3d_snapshot.patch_discriminator.c_dim == 0 and mimic3d_snapshot.D_patch
 
 
+@pytest.mark.slow
 def test_acceptance_command_direct3d(mimic3d_fixture_dir, mimic3d_expected, tmp_path):
     """The documented command in a fresh process: `python -m core samples --branch direct3d ... --save-npz`."""
     argv = samples_argv(mimic3d_fixture_dir, mimic3d_expected, "direct3d", 1, tmp_path)
@@ -86,6 +87,7 @@ def test_model_branches(mimic3d_fixture_dir, eg3d_fixture_dir):
 # tiny random model: rendering options, patches, round trip
 
 
+@pytest.mark.slow
 def test_direct3d_fidelity_to_sr2d(mimic3d_fixture_dir, tmp_path, capsys):
     """`metrics --metrics fidelity` on a model without a student scores direct3d against the sr2d image it imitates."""
     import json
@@ -135,6 +137,7 @@ def test_triplane_options(tiny_G):
         tiny_G.synthesis_direct3d(ws, c, RenderOptions(triplanes="all"), planes=planes)
 
 
+@pytest.mark.slow
 def test_direct3d_default_resolution_and_chunking(tiny_G):
     ws = torch.randn(2, tiny_G.num_ws, 16)
     c = _cams(2)

@@ -21,6 +21,7 @@ def test_eg3d_model_has_only_sr2d(model):
         model.check_branch("nerf")
 
 
+@pytest.mark.slow
 def test_render_matches_generator(model):
     opts = RenderOptions(resolution=16, depth_resolution=6, depth_resolution_importance=6)
     ws = model.ws_from_seed(3, truncation_psi=0.7)

@@ -1,6 +1,8 @@
 """``python -m core pack``: the lean inference copy keeps every branch bit for bit and drops the training state."""
 from __future__ import annotations
 
+import pytest
+
 import dataclasses
 
 import torch
@@ -26,6 +28,7 @@ def _distilled_file(eg3d_snapshot, eg3d_G, path):
     return snap
 
 
+@pytest.mark.slow
 def test_pack_keeps_branches_and_drops_training_state(eg3d_snapshot, eg3d_G, tmp_path, capsys):
     src = tmp_path / "network-snapshot-000012.pkl"
     full = _distilled_file(eg3d_snapshot, eg3d_G, src)
@@ -53,6 +56,7 @@ def test_pack_keeps_branches_and_drops_training_state(eg3d_snapshot, eg3d_G, tmp
     assert load_snapshot(out).D is not None
 
 
+@pytest.mark.slow
 def test_pack_half_stores_float16_and_renders_within_rounding(eg3d_snapshot, eg3d_G, tmp_path):
     src = tmp_path / "network-snapshot-000012.pkl"
     _distilled_file(eg3d_snapshot, eg3d_G, src)

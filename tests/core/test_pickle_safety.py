@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import EG3D_FIXTURE
 from core.files.snapshot import Snapshot
 from core.build import build_generator
 from core.files.checkpoint import load_snapshot, save_snapshot
@@ -34,8 +35,7 @@ from core.files.network_pickle import (EasyDict, RestrictedUnpickler, UnsafePick
                                        import_network_pickle, restricted_load)
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
-FIXTURE_PKL = FIXTURES / "eg3d_ffhq128" / "network.pkl"
+FIXTURE_PKL = EG3D_FIXTURE / "network.pkl"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -862,6 +862,7 @@ def test_truncation_anywhere_in_the_header(tmp_path, fixture_bytes):
 # 5. the command line
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line_and_run_nothing(env, fixture_bytes):
     bad = {}
     bad["missing"] = env.dir / "missing.pkl"

@@ -14,6 +14,7 @@ from core.__main__ import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_acceptance_command_matches_fixture(eg3d_fixture_dir, eg3d_expected, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "core", "samples", "--network", str(eg3d_fixture_dir / "network.pkl"),
@@ -41,6 +42,7 @@ def test_acceptance_command_matches_fixture(eg3d_fixture_dir, eg3d_expected, tmp
         assert np.abs(png.astype(int) - expected_png.astype(int)).max() <= 1
 
 
+@pytest.mark.slow
 def test_options_change_the_render(eg3d_fixture_dir, tmp_path):
     net = str(eg3d_fixture_dir / "network.pkl")
     assert main(["samples", "--network", net, "--seeds", "3", "--nrr", "32", "--samples", "6", "4",

@@ -55,6 +55,7 @@ def test_shapes(student, ws):
     assert all(torch.isfinite(v).all() for v in out.values())
 
 
+@pytest.mark.slow
 def test_camera_conditioning(student, ws):
     w = ws[:1].expand(3, -1, -1)
     with torch.no_grad():
@@ -155,6 +156,7 @@ def test_student_branch_in_a_trident_file(student, eg3d_snapshot, ws, tmp_path):
         assert torch.equal(out["image"], student(ws[:1], c)["image"])
 
 
+@pytest.mark.slow
 def test_bench_student_rows(student, eg3d_snapshot, tmp_path):
     """`python -m core bench` times the student inside --network against its teacher (no wall-clock asserts)."""
     import dataclasses
@@ -178,6 +180,7 @@ def test_bench_student_rows(student, eg3d_snapshot, tmp_path):
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: --students")
 
 
+@pytest.mark.slow
 def test_fidelity_metric(student, eg3d_snapshot, tmp_path, monkeypatch, capsys):
     """`python -m core metrics --metrics fidelity`: the student's PSNR against its teacher on held-out draws; LPIPS
     where the trunk weights exist, otherwise null with the reason."""

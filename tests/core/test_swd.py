@@ -31,6 +31,7 @@ def test_patches_are_real_windows():
         assert torch.equal(patch, x[n, :, y0:y0 + 7, x0:x0 + 7])
 
 
+@pytest.mark.slow
 def test_swd_properties():
     a, a2 = _images(1), _images(1)
     # patch positions are drawn independently for the two sets (PGGAN's estimator): identical sets only

@@ -48,6 +48,7 @@ def test_interpolation_passes_through_keyframes_and_loops(model):
         assert (path(t - 1e-3) - path(t)).abs().max() < 0.01 * scale
 
 
+@pytest.mark.slow
 def test_mp4_frames_size_fps_read_back(model, tmp_path):
     out = tmp_path / "turn.mp4"
     info = render_video(model, VideoSpec(seeds=(0, 1), frames=3, fps=12, **FAST), out)
@@ -68,6 +69,7 @@ def test_mp4_frames_size_fps_read_back(model, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["turn.mp4"]
 
 
+@pytest.mark.slow
 def test_gif_frames_size_fps_and_depth_output(model, tmp_path):
     out = tmp_path / "depth.gif"
     info = render_video(model, VideoSpec(seeds=(3,), mode="orbit360", output="depth", frames=4, fps=20, **FAST), out)
@@ -79,6 +81,7 @@ def test_gif_frames_size_fps_and_depth_output(model, tmp_path):
     assert rgb.min() == 0 and rgb.max() == 255                                # min-max normalised per frame
 
 
+@pytest.mark.slow
 def test_mp4_size_is_padded_to_macro_blocks(model, tmp_path):
     info = render_video(model, VideoSpec(seeds=(0,), frames=2, fps=10, panel_size=40, output="raw", **FAST),
                         tmp_path / "pad.mp4")
@@ -86,6 +89,7 @@ def test_mp4_size_is_padded_to_macro_blocks(model, tmp_path):
     assert iio2.get_reader(tmp_path / "pad.mp4", "ffmpeg").get_meta_data()["size"] == (48, 48)
 
 
+@pytest.mark.slow
 def test_grid_layout_and_labels(model):
     plan = plan_video(model, VideoSpec(seeds=(0, 1, 2), grid=(2, 2), branch="all", **FAST))
     assert plan.branches == model.branches and plan.labels
@@ -98,6 +102,7 @@ def test_grid_layout_and_labels(model):
         assert frame[top + 40:top + 128, left:left + 128].std() > 5              # the render itself below
 
 
+@pytest.mark.slow
 def test_cancel_leaves_no_file(model, tmp_path):
     stop = threading.Event()
     seen = []

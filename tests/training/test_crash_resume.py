@@ -2,6 +2,8 @@
 from its last complete snapshot, and nothing on disk is corrupted."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import random
@@ -50,6 +52,7 @@ def _kill_when(proc: subprocess.Popen, run_glob: Path, wait: float, during_write
     return mid_write
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_auto(tmp_path):
     rng = np.random.RandomState(0)
     items = [Item(label=Camera.frontal_offset(float(rng.uniform(-0.5, 0.5)), 0.0).to_label()[0].numpy(),

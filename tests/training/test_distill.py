@@ -34,6 +34,7 @@ def teacher_snap(eg3d_fixture_dir):
     return load_snapshot(eg3d_fixture_dir / "network.pkl")
 
 
+@pytest.mark.slow
 def test_cli_smoke_run_from_eg3d_fixture(eg3d_fixture_dir, tmp_path, capsys):
     out = tmp_path / "runs"
     teacher = str(eg3d_fixture_dir / "network.pkl")
@@ -79,6 +80,7 @@ def test_cli_smoke_run_from_eg3d_fixture(eg3d_fixture_dir, tmp_path, capsys):
     capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_resume_is_exact(teacher_snap, tmp_path):
     """2 + 2 steps with a snapshot in between equal 4 steps in one go (weights, EMA, D, optimisers, RNG)."""
     cfg = load_distill_config("distill-tiny", ["optim.batch=2", "loss.adv_start_kimg=0.002", "loss.r1_interval=2",
@@ -103,6 +105,7 @@ def test_resume_is_exact(teacher_snap, tmp_path):
             assert torch.equal(va, vc), k
 
 
+@pytest.mark.slow
 def test_student_warm_start(teacher_snap, tmp_path):
     """--init-student copies a trained student's weights but keeps the new teacher's ws and camera statistics."""
     cfg = load_distill_config("distill-tiny", ["optim.batch=2", "teacher.depth_resolution=4",
@@ -180,6 +183,7 @@ def test_bench_student_architectures_match_the_presets():
         assert arch == STUDENT_ARCHS[name], name
 
 
+@pytest.mark.slow
 def test_mimic3d_teacher_direct3d_target(mimic3d_snapshot):
     """A Mimic3D teacher's direct3d render is the final-image target; its sr2d feature image the low-res one."""
     cfg = load_distill_config("distill-tiny", ["teacher.target=direct3d", "optim.batch=2", "loss.adv_weight=0",

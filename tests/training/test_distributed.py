@@ -1,6 +1,8 @@
 """Two training processes on CPU with gloo, started the way users start them (torchrun)."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -16,6 +18,7 @@ from training.dataset_tool import Item, write_dataset
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run(tmp_path):
     rng = np.random.RandomState(0)
     items = [Item(label=Camera.frontal_offset(float(rng.uniform(-0.5, 0.5)), 0.0).to_label()[0].numpy(),

@@ -146,6 +146,7 @@ def test_dpatch_feature_imitation():
         make_imitation_loss("dpatch_features", None)
 
 
+@pytest.mark.slow
 def test_lpips_imitation_needs_weights(tmp_path, monkeypatch, stage1):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
     with pytest.raises(LPIPSWeightsError, match=TRUNK_FILES["vgg"]):
@@ -158,6 +159,7 @@ def test_lpips_imitation_needs_weights(tmp_path, monkeypatch, stage1):
     assert not out.exists() or not list(out.iterdir())
 
 
+@pytest.mark.slow
 def test_lpips_imitation_with_a_trunk_file(tmp_path):
     """With trunk weights present (here a seeded random trunk in torchvision's file layout) lpips works and trains
     only the 3D patch."""
@@ -201,6 +203,7 @@ def test_stage2_init_keeps_stage1_weights_and_adds_fresh_detail_blocks(stage1):
                            torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_stage1_warm_start_from_an_eg3d_model(stage1, tmp_path):
     """--init with an EG3D file and a stage-1 config: EG3D's modules carry over, only the b3d chain is fresh."""
     data, _ = stage1
@@ -231,6 +234,7 @@ def test_stage1_warm_start_from_an_eg3d_model(stage1, tmp_path):
     assert load_snapshot(next(run.glob("network-snapshot-*.pkl"))).generator.aware3d_res == (4, 8, 16)
 
 
+@pytest.mark.slow
 def test_stage2_cpu_smoke_from_stage1_snapshot(stage1, tmp_path):
     data, snap1 = stage1
     out = tmp_path / "s2"

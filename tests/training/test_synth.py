@@ -60,6 +60,7 @@ def head_only(tmp_path_factory):
     return ImageDataset(path), cfg
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_for_any_batch_and_workers(tmp_path):
     cfg = SynthConfig(count=10, resolution=32, seed=1, depth=True)
     generate_dataset(tmp_path / "a.zip", cfg, batch=32, workers=0)
@@ -81,6 +82,7 @@ def test_same_seed_same_bytes_for_any_batch_and_workers(tmp_path):
     assert all(torch.equal(de[i][0], da[i][0]) and torch.equal(de[i][1], da[i][1]) for i in range(4))
 
 
+@pytest.mark.slow
 def test_dataset_contents_and_metadata(head_only):
     ds, cfg = head_only
     assert len(ds) == 12 and ds.resolution == 64 and ds.has_depth
@@ -126,6 +128,7 @@ def test_depth_at_the_centre_pixel_is_the_distance_to_the_front_surface(head_onl
         assert dist - objects.radii[0, 0].max() - 1e-6 <= front < dist
 
 
+@pytest.mark.slow
 def test_depth_of_full_objects_lies_on_their_surface(tmp_path):
     cfg = SynthConfig(count=6, resolution=32, seed=11, depth=True)
     generate_dataset(tmp_path / "d.zip", cfg)
@@ -155,6 +158,7 @@ def test_tracer_matches_brute_force_reference():
         assert np.array_equal(out["coverage"][b] > 0, out["depth"][b] > 0)
 
 
+@pytest.mark.slow
 def test_tile_culling_never_changes_the_result(monkeypatch):
     objects, camera = sample_scenes(4, range(6))
     fast = render(objects, camera, 32, ssaa=2, depth=True)

@@ -28,6 +28,7 @@ def _stats(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_synth_tiny_smoke_snapshot_renders_and_resume_auto(tmp_path):
     data = _dataset(tmp_path / "d.zip")
     out = tmp_path / "runs"
@@ -50,6 +51,7 @@ def test_synth_tiny_smoke_snapshot_renders_and_resume_auto(tmp_path):
     assert [round(r["kimg"], 3) for r in stats] == [0.008, 0.016, 0.024]
 
 
+@pytest.mark.slow
 def test_finetune_from_eg3d_fixture(eg3d_fixture_dir, tmp_path):
     data = _dataset(tmp_path / "d128.zip", res=128, n=8)
     out = tmp_path / "ft"
@@ -77,6 +79,7 @@ def test_train_errors(tmp_path, capsys):
     assert "fp16 needs a CUDA device" in err[-1]
 
 
+@pytest.mark.slow
 def test_bf16_training_step_on_cpu(tmp_path):
     """The fp16-flagged blocks (here: 2 synthesis, all SR and 2 D blocks) train in bf16 with finite losses."""
     data = _dataset(tmp_path / "d.zip", n=8)

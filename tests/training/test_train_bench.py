@@ -14,6 +14,7 @@ TINY = ["--set", "generator.rendering.depth_resolution=4", "--set", "generator.r
         "--set", "loss.neural_rendering_resolution_initial=32"]
 
 
+@pytest.mark.slow
 def test_bench_reports_speed_and_memory(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--config", "synth-tiny", "--steps", "2", "--warmup", "1", "--resolution", "64",
