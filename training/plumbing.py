@@ -17,6 +17,8 @@ import torch
 
 @dataclass
 class Progress:
+    """Where a run is: images seen, ticks done, optimiser steps, the start of the current tick, seconds spent."""
+
     cur_nimg: int = 0
     cur_tick: int = 0
     batch_idx: int = 0

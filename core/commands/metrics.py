@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..files.atomic import atomic_output
 from ..files.dataset import DatasetError, iter_images, read_labels
 from ..metrics.consistency import model_consistency
 from ..metrics.lpips import LPIPSWeightsError, load_lpips
@@ -110,10 +111,8 @@ def run(args: argparse.Namespace) -> int:
     if image_set:
         results.update(run_image_set(args, device, image_set))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(json.dumps(results, indent=2))
-        tmp.replace(args.out)
+        with atomic_output(args.out) as tmp:
+            tmp.write_text(json.dumps(results, indent=2))
     return 0
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.files.atomic import atomic_output
 from core.tools.bench import PeakMemory, environment, load_average
 from core.commands.common import UsageError, resolve_device
 
@@ -138,9 +139,8 @@ def run(args: argparse.Namespace) -> int:
         "load_average": load_average(), **result,
     }
     report["environment"]["precision"] = cfg.optim.precision
-    tmp_out = args.out.with_name(args.out.name + ".tmp")
-    tmp_out.write_text(json.dumps(report, indent=2) + "\n")
-    tmp_out.replace(args.out)
+    with atomic_output(args.out) as tmp_out:
+        tmp_out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{Path(str(args.config)).stem}: {result['resolution']} px, batch {result['batch']}, "
           f"nrr {result['nrr']}, samples {result['samples'][0]}+{result['samples'][1]}")
     print(f"  {result['ms_per_step_median']:.0f} ms/step (median), {result['sec_per_kimg']:.1f} sec/kimg, "
