@@ -9,8 +9,9 @@ import time
 import math
 from pathlib import Path
 
-from .state import VIEWS
 from core.errors import TridentError
+
+from .state import VIEWS
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EXIT_USAGE, EXIT_FAILED = 2, 1

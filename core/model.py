@@ -32,14 +32,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .build import build_generator
 from .cameras import Camera
 from .conventions import DEFAULT_FOV_DEG
-from .build import build_generator
+from .errors import TridentError
 from .files.checkpoint import load_snapshot
 from .files.snapshot import Snapshot
 from .student import build_student
 from .triplane import RenderOptions, TriPlaneGenerator
-from .errors import TridentError
 
 BRANCHES = ("sr2d", "direct3d", "student")
 VOLUME_BRANCHES = ("sr2d", "direct3d")   # rendered from tri-planes: Model.render takes Model.triplanes(ws) as planes

@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .cameras import Camera
 from .build import load_state_strict
+from .cameras import Camera
 from .config import ConfigError, from_dict, to_dict
-from .layers import FullyConnectedLayer, SynthesisBlock, SynthesisNetwork
 from .errors import CheckpointError
+from .layers import FullyConnectedLayer, SynthesisBlock, SynthesisNetwork
 from .ops import normalize_2nd_moment
 from .superres import SR_PLANS, SuperResolution
 from .triplane import TriPlaneGenerator

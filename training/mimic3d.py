@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core import rendering
-from core.files.snapshot import Snapshot
 from core.build import build_discriminator, build_generator, load_state_strict
 from core.config import ConfigError, GeneratorConfig
+from core.files.snapshot import Snapshot
 from core.layers import set_half_dtype
 from core.triplane import RenderOptions, TriPlaneGenerator
 

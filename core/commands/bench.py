@@ -44,11 +44,11 @@ import torch
 from tqdm import tqdm
 
 from ..build import build_generator
-from ..files.checkpoint import load_snapshot
 from ..config import GeneratorConfig, RenderingConfig
+from ..files.checkpoint import load_snapshot
 from ..model import Model
-from ..triplane import TriPlaneGenerator
 from ..tools.bench import SAMPLING, SEED, Case, PeakMemory, environment, load_average, measure
+from ..triplane import TriPlaneGenerator
 from . import bench_student
 from .common import UsageError, choice_list, fixtures_dir, int_list, resolve_device
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..files.atomic import check_output_location
 from ..conventions import DEFAULT_FOV_DEG
+from ..files.atomic import check_output_location
 from ..files.image_io import PhotoError, load_photo, parse_crop_box, photo_to_tensor
-from ..tools.inversion import InversionError, InversionSpec, invert, save_inversion
 from ..files.latent_files import LatentFileError, load_camera
 from ..metrics.lpips import LPIPS, LPIPSTrunkMissingError, LPIPSWeightsError
 from ..model import BRANCHES, load_model
+from ..tools.inversion import InversionError, InversionSpec, invert, save_inversion
 from .common import UsageError, resolve_device
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..files.atomic import check_output_location
-from ..tools.mesh import MESH_FORMATS, MeshError, mesh_from_volume, model_field, save_mesh, save_mrc
 from ..model import load_model
+from ..tools.mesh import MESH_FORMATS, MeshError, mesh_from_volume, model_field, save_mesh, save_mrc
 from .common import UsageError, resolve_device
 from .latent_args import add_latent_args, latents_from_args
 

@@ -23,9 +23,9 @@ from tqdm import tqdm
 from ..files.atomic import atomic_output
 from ..files.dataset import DatasetError, iter_images, read_labels
 from ..metrics.consistency import model_consistency
-from ..metrics.lpips import LPIPSWeightsError, load_lpips
 from ..metrics.fid import DetectorError, extract_features, fid, kid, load_detector
 from ..metrics.fidelity import branch_fidelity
+from ..metrics.lpips import LPIPSWeightsError, load_lpips
 from ..metrics.swd import swd
 from ..model import BRANCHES, BranchError, Model, load_model
 from ..triplane import RenderOptions

@@ -23,8 +23,8 @@ import torch
 
 from ..files.atomic import check_output_location
 from ..files.checkpoint import load_snapshot, save_snapshot
-from ..model import EXTRA_BRANCHES, model_from_snapshot
 from ..files.snapshot import Snapshot
+from ..model import EXTRA_BRANCHES, model_from_snapshot
 
 
 

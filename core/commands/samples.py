@@ -16,10 +16,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..conventions import DEFAULT_FOV_DEG
+from ..files.image_io import to_uint8
 from ..model import BRANCHES, BranchError, load_model
 from ..triplane import RenderOptions
 from .common import UsageError, resolve_device
-from ..files.image_io import to_uint8
 from .latent_args import add_latent_args, camera_from_args, latents_from_args
 
 

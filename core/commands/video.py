@@ -10,11 +10,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..files.atomic import check_output_location
 from ..cameras import focal_to_fov
 from ..conventions import DEFAULT_FOV_DEG
-from ..tools.inversion import orbit_from_label
+from ..files.atomic import check_output_location
 from ..model import BRANCHES, load_model
+from ..tools.inversion import orbit_from_label
 from ..tools.video import FORMATS, MODES, OUTPUTS, VideoError, VideoSpec, render_video
 from .common import UsageError, resolve_device
 from .latent_args import add_latent_args, camera_from_args, latents_from_args

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .atomic import atomic_output
 from ..errors import TridentError, first_line
+from .atomic import atomic_output
 
 __all__ = ["LatentFileError", "load_latent", "save_latent", "load_camera", "save_camera", "parse_camera"]
 

@@ -24,8 +24,8 @@ import torch
 from ..config import ConfigError, DiscriminatorConfig, GeneratorConfig, RenderingConfig
 from ..conventions import DEFAULT_RADIUS
 from ..errors import CheckpointError, first_line
-from .snapshot import Snapshot
 from ..superres import EG3D_SR_CLASSES
+from .snapshot import Snapshot
 
 
 class UnsafePickleError(CheckpointError):

@@ -45,16 +45,16 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from ..cameras import Camera, focal_to_fov
+from ..errors import TridentError
 from ..files.atomic import atomic_folder
 from ..files.image_io import to_uint8
-from ..cameras import Camera, focal_to_fov
 from ..files.latent_files import save_camera, save_latent
-from ..model import EXTRA_BRANCHES, Model
-from .progress import CancelFlag, ProgressFn, check_cancel, report
 from ..metrics.fidelity import psnr
+from ..model import EXTRA_BRANCHES, Model
 from ..triplane import RenderOptions
+from .progress import CancelFlag, ProgressFn, check_cancel, report
 from .video import label_panel
-from ..errors import TridentError
 
 __all__ = ["InversionError", "InversionSpec", "InversionResult", "invert", "save_inversion", "orbit_from_label",
            "label_from_orbit"]

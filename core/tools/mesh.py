@@ -33,10 +33,10 @@ import torch
 from torch import Tensor
 
 from .. import rendering
+from ..errors import TridentError
 from ..files.atomic import atomic_output
 from ..model import Model
 from .progress import CancelFlag, ProgressFn, check_cancel, report
-from ..errors import TridentError
 
 __all__ = ["MeshError", "Mesh", "Volume", "ModelField", "model_field", "density_volume", "field_volume", "mesh_from_volume", "extract_mesh",
            "save_mesh", "save_mrc", "read_mrc", "MESH_FORMATS", "EG3D_BORDER_VALUE", "eg3d_border"]

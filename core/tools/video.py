@@ -33,13 +33,13 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from ..conventions import DEFAULT_FOV_DEG
+from ..errors import TridentError
 from ..files.atomic import atomic_output
 from ..files.image_io import to_uint8
-from ..conventions import DEFAULT_FOV_DEG
 from ..model import Model
-from .progress import CancelFlag, ProgressFn, check_cancel, report
 from ..triplane import RenderOptions
-from ..errors import TridentError
+from .progress import CancelFlag, ProgressFn, check_cancel, report
 
 __all__ = ["VideoError", "VideoSpec", "VideoInfo", "VideoPlan", "plan_video", "frame_offsets", "render_frame",
            "render_video", "label_panel", "MODES", "OUTPUTS", "FORMATS"]

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.files.atomic import atomic_output
-from core.tools.bench import PeakMemory, environment, load_average
 from core.commands.common import UsageError, resolve_device
+from core.files.atomic import atomic_output
+from core.files.dataset import ImageDataset
+from core.tools.bench import PeakMemory, environment, load_average
 
 from .. import loop
 from ..config import ConfigError, TrainConfig, load_config
-from core.files.dataset import ImageDataset
 from ..loader import make_loader
 from ..synth.generate import SynthConfig, generate_dataset
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from core.commands.common import UsageError
-
 from core.files.dataset import ALPHA_MODES
+
 from ..dataset_tool import TRANSFORMS, convert_dataset, describe_dataset, mirror_dataset
 from ..synth.generate import SynthConfig, benchmark, generate_dataset
 from ..synth.objects import PART_GROUPS

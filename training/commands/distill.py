@@ -22,14 +22,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from core.files.checkpoint import load_snapshot
 from core.commands.common import UsageError, resolve_device
+from core.files.checkpoint import load_snapshot
 
-from ..distill import loop as distill
 from .. import runs
-from ..plumbing import append_jsonl
+from ..distill import loop as distill
 from ..distill.config import load_distill_config
 from ..distill.eval import evaluate, make_held_out, save_comparison_grid
+from ..plumbing import append_jsonl
 from .train import _init_distributed, _rank_device
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from core.files.checkpoint import load_snapshot
 from core.commands.common import UsageError, resolve_device
+from core.files.checkpoint import load_snapshot
+from core.files.dataset import ImageDataset
 
 from .. import loop, runs
 from ..config import dump_config, load_config
-from core.files.dataset import ImageDataset
 from ..loader import make_loader
 
 

@@ -27,7 +27,6 @@ import torch
 
 from core.cameras import Camera, fov_to_focal, intrinsics_matrix, lookat_cam2world
 from core.conventions import DEFAULT_FOV_DEG, DEFAULT_PIVOT, DEFAULT_RADIUS
-
 from core.files.dataset import DatasetError
 
 PIVOT = DEFAULT_PIVOT

@@ -29,9 +29,9 @@ import torch
 from torch import Tensor
 
 from core.cameras import Camera
+from core.files.dataset import DatasetError
 from core.rendering import make_rays
 
-from core.files.dataset import DatasetError
 from .objects import K, SLOT_KIND, SLOTS, Objects
 
 KEY_LIGHT = np.array([0.0, 0.55, 0.835]) / np.linalg.norm([0.0, 0.55, 0.835])
