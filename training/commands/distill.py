@@ -28,7 +28,7 @@ from core.commands.common import UsageError, resolve_device
 from .. import distill, loop
 from ..distill_config import load_distill_config
 from ..distill_eval import evaluate, make_held_out, save_comparison_grid
-from .train import _init_distributed, _rank_device
+from .train import _init_distributed, _rank_device, add_max_minutes, deadline_from
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -46,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=None)
+    add_max_minutes(p)
     return p
 
 
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     labels = _camera_labels(cfg)
 
     rank, world = _init_distributed(args.device)
+    deadline = deadline_from(args, world)
     device = resolve_device(args.device) if world == 1 else _rank_device(args.device)
     if cfg.optim.batch % (cfg.optim.batch_gpu * world):
         raise UsageError(f"optim.batch {cfg.optim.batch} must be a multiple of batch_gpu x processes "
@@ -150,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         last = distill.distill_loop(d, run_dir, total, cfg.run.snap_kimg, cfg.run.tick_kimg, on_tick=on_tick,
-                             on_snapshot=on_snapshot)
+                             on_snapshot=on_snapshot, deadline=deadline)
     finally:
         bar.close()
         if world > 1:
