@@ -318,17 +318,22 @@ class Aware3DSynthesisNetwork(SynthesisNetwork):
     coarse tri-plane. img_R is the main branch's accumulated skip image at R viewed as [3B, C, R, R]; each
     b3d block uses the w of the main block's ToRGB at R. ``forward`` returns the coarse tri-planes
     [B, 3, C, R, R] or, with ``detail=True``, ``[coarse, detail]``.
+
+    ``gain`` (``generator.aware3d_gain``) scales both tri-plane outputs (1 = the reference). The chain ends in an
+    un-demodulated ToRGB image, and at the small synthetic presets its tri-planes start about 60x larger (RMS
+    about 94) than an EG3D backbone's (about 1.6), which saturates the decoder at initialisation.
     """
 
     def __init__(self, w_dim: int, img_resolution: int, plane_channels: int, aware3d_res: tuple[int, ...],
                  detail_blocks: int = 0, channel_base: int = 32768, channel_max: int = 512, num_fp16_res: int = 0,
-                 conv_clamp: float | None = None, const_batch_dim: bool = False):
+                 conv_clamp: float | None = None, const_batch_dim: bool = False, gain: float = 1.0):
         super().__init__(w_dim, img_resolution, 3 * plane_channels, channel_base=channel_base,
                          channel_max=channel_max, num_fp16_res=num_fp16_res, conv_clamp=conv_clamp,
                          const_batch_dim=const_batch_dim)
         self.plane_channels = plane_channels
         self.aware3d_res = tuple(aware3d_res)
         self.detail_blocks = detail_blocks
+        self.gain = gain
         check_aware3d_res(self.aware3d_res, img_resolution)
         # Register b{R}, b3d{R} in the reference's interleaved order (state-dict order only).
         mains = {res: self._modules.pop(f"b{res}") for res in self.block_resolutions}
@@ -361,9 +366,10 @@ class Aware3DSynthesisNetwork(SynthesisNetwork):
                 b = ws.shape[0]
                 coarse = f.reshape(b, 3, c, f.shape[-2], f.shape[-1])
                 if not detail:
-                    return coarse
+                    return coarse * self.gain if self.gain != 1 else coarse
                 d = b3d.detail(f, w, noise_mode=noise_mode, fused=fused, plain=plain)
-                return [coarse, d.reshape(b, 3, c, d.shape[-2], d.shape[-1])]
+                d = d.reshape(b, 3, c, d.shape[-2], d.shape[-1])
+                return [coarse * self.gain, d * self.gain] if self.gain != 1 else [coarse, d]
         raise AssertionError("unreachable: the last 3D-aware block returns")
 
 

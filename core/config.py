@@ -173,6 +173,7 @@ class GeneratorConfig:
     # Mimic3D (core.aware3d / core.mimic3d). Defaults give EG3D's generator, so older snapshots load unchanged.
     aware3d_res: tuple[int, ...] = ()        # resolutions of the 3D-aware b3d{R} blocks, e.g. (4, 8, ..., 256)
     detail_blocks: int = 0                   # per-plane blocks of the detail tri-plane upsampler (Mimic3D: 2)
+    aware3d_gain: float = 1.0                # scale of the b3d chain's tri-planes (1: Mimic3D; see core.aware3d)
     rendering: RenderingConfig = field(default_factory=RenderingConfig)
 
     def __post_init__(self) -> None:
@@ -194,6 +195,8 @@ class GeneratorConfig:
                 raise ConfigError(str(e)) from None
         if self.detail_blocks < 0:
             raise ConfigError(f"detail_blocks must be >= 0, got {self.detail_blocks}")
+        if not self.aware3d_gain > 0:
+            raise ConfigError(f"aware3d_gain must be positive, got {self.aware3d_gain}")
         if self.detail_blocks and not self.aware3d_res:
             raise ConfigError("detail_blocks needs the 3D-aware backbone (a non-empty aware3d_res)")
 

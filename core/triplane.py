@@ -76,7 +76,7 @@ class Backbone(nn.Module):
             from .aware3d import Aware3DSynthesisNetwork
 
             self.synthesis = Aware3DSynthesisNetwork(cfg.w_dim, cfg.triplane_resolution, cfg.triplane_channels,
-                                                     cfg.aware3d_res, cfg.detail_blocks, **kw)
+                                                     cfg.aware3d_res, cfg.detail_blocks, gain=cfg.aware3d_gain, **kw)
         else:
             self.synthesis = SynthesisNetwork(cfg.w_dim, cfg.triplane_resolution, 3 * cfg.triplane_channels, **kw)
         self.num_ws = self.synthesis.num_ws

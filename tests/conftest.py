@@ -21,6 +21,48 @@ MIMIC3D_FIXTURE = FIXTURES / "mimic3d_128"
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu",
+                     help="torch device for the tests that take the `device` fixture (cpu, cuda, cuda:N); "
+                          "`pytest --device cuda -m device` runs just those (tools/device_check.sh)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "device: the test runs on --device (it takes the `device` fixture)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:  # every test whose fixtures reach `device` runs on the chosen device: mark it so
+        if "device" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.device)
+
+
+@pytest.fixture(scope="session")
+def device(pytestconfig) -> torch.device:
+    """The device of ``--device``; asking for CUDA on a machine without it fails the test (never a skip)."""
+    dev = torch.device(pytestconfig.getoption("--device"))
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            pytest.fail("--device cuda was given but torch sees no CUDA device")
+        # fast-vs-reference comparisons need full fp32 arithmetic: no TF32 in cuDNN convolutions or matmuls
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return dev
+
+
+@pytest.fixture(scope="session")
+def eg3d_G_dev(eg3d_snapshot, device):
+    """The EG3D fixture's G_ema on ``--device`` (its own copy: ``eg3d_G`` stays on the CPU)."""
+    from core.build import build_generator
+    return build_generator(eg3d_snapshot.generator, eg3d_snapshot.G_ema).to(device)
+
+
+@pytest.fixture(scope="session")
+def mimic3d_G_dev(mimic3d_snapshot, device):
+    from core.build import build_generator
+    return build_generator(mimic3d_snapshot.generator, mimic3d_snapshot.G_ema).to(device)
+
+
 def require(path: Path) -> Path:
     """Reference fixtures are part of the test contract: a missing one is a failure, never a skip."""
     if not path.exists():

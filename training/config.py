@@ -49,6 +49,7 @@ class GeneratorArch:
     decoder_output_dim: int = 32
     aware3d_res: tuple[int, ...] = ()           # Mimic3D 3D-aware b3d{R} blocks (stage 1 and 2), e.g. [4, ..., 256]
     detail_blocks: int = 0                      # Mimic3D detail tri-plane upsampler blocks (stage 2: 2)
+    aware3d_gain: float = 1.0                   # scale of the b3d chain's tri-planes (core.aware3d; 1: Mimic3D)
     rendering: RenderingConfig = field(default_factory=RenderingConfig)
 
 
@@ -264,6 +265,7 @@ def generator_config(cfg: TrainConfig, img_resolution: int, c_dim: int = 25) -> 
             neural_rendering_resolution=cfg.loss.neural_rendering_resolution_initial, sr_kind=sr_kind,
             sr_num_fp16_res=g.sr_num_fp16_res, decoder_hidden=g.decoder_hidden,
             decoder_output_dim=g.decoder_output_dim, aware3d_res=tuple(g.aware3d_res), detail_blocks=g.detail_blocks,
+            aware3d_gain=g.aware3d_gain,
             rendering=rendering)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"generator: {e}") from None

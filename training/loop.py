@@ -377,7 +377,8 @@ def save_grid(G: TriPlaneGenerator, path: Path, grid: tuple[int, int], seed: int
 
 
 def training_loop(t: Trainer, batches, all_labels: np.ndarray, run_dir: Path, total_kimg: float, snap_kimg: float,
-                  tick_kimg: float, on_tick: Callable[[dict], None] | None = None) -> int | None:
+                  tick_kimg: float, on_tick: Callable[[dict], None] | None = None,
+                  deadline: float | None = None) -> int | None:
     """Train until ``total_kimg``; log every tick, write a grid + snapshot every ``snap_kimg`` and at the end.
     Returns the last snapshot's nimg (see :func:`run_ticks`)."""
     it = iter(batches)
@@ -387,4 +388,5 @@ def training_loop(t: Trainer, batches, all_labels: np.ndarray, run_dir: Path, to
         save_training_snapshot(t, run_dir / snapshot_name(nimg))
 
     return run_ticks(t.progress, lambda: train_step(t, *next(it), all_labels), run_dir / "stats.jsonl", total_kimg,
-              snap_kimg, tick_kimg, t.rank == 0, snapshot, lambda: check_replicas(trainer_modules(t), t.rank, t.world_size), on_tick)
+              snap_kimg, tick_kimg, t.rank == 0, snapshot, lambda: check_replicas(trainer_modules(t), t.rank, t.world_size), on_tick,
+              deadline)

@@ -68,7 +68,8 @@ def warm_start_config(stage1: GeneratorConfig, eg3d: GeneratorConfig) -> Generat
         raise ConfigError(f"the stage-1 config's {stage1.triplane_channels}x{stage1.triplane_resolution}^2 tri-planes "
                           f"do not match the model file's {eg3d.triplane_channels}x{eg3d.triplane_resolution}^2")
     rendering_cfg = dataclasses.replace(eg3d.rendering, plane_convention=stage1.rendering.plane_convention)
-    return dataclasses.replace(eg3d, aware3d_res=stage1.aware3d_res, rendering=rendering_cfg)
+    return dataclasses.replace(eg3d, aware3d_res=stage1.aware3d_res, aware3d_gain=stage1.aware3d_gain,
+                               rendering=rendering_cfg)
 
 
 def load_generator_state(G: TriPlaneGenerator, state: dict[str, Tensor], file_cfg: GeneratorConfig, what: str) -> None:

@@ -101,12 +101,15 @@ def append_jsonl(path: Path, record: dict) -> None:
 
 def run_ticks(p: Progress, step: Callable[[], dict[str, float]], stats_path: Path, total_kimg: float,
               snap_kimg: float, tick_kimg: float, is_main: bool, snapshot: Callable[[int], None],
-              check: Callable[[], None], on_tick: Callable[[dict], None] | None = None) -> int | None:
+              check: Callable[[], None], on_tick: Callable[[dict], None] | None = None,
+              deadline: float | None = None) -> int | None:
     """The loop shared by training and distillation: ``step()`` (one optimisation step; advances ``p`` and returns
     terms to average) until ``total_kimg``; a ``stats.jsonl`` record every ``tick_kimg``; every ``snap_kimg`` and
     at the end ``check()`` (replica consistency, all processes) then, on the main process, ``snapshot(nimg)``,
     where nimg names the snapshot: the last snapshot-grid point passed, or the images seen for a final snapshot
-    off the grid. Returns the last snapshot's nimg (None if none was written)."""
+    off the grid. With a ``deadline`` (a ``time.time()`` value) the run also ends at the first tick boundary after
+    it, with a final snapshot, so that a time-boxed run (``--max-minutes``) always leaves one to continue from.
+    Returns the last snapshot's nimg (None if none was written)."""
     last = None
     snap_every = max(int(snap_kimg * 1000), 1)
     next_snap = (p.cur_nimg // snap_every + 1) * snap_every
@@ -117,6 +120,7 @@ def run_ticks(p: Progress, step: Callable[[], dict[str, float]], stats_path: Pat
             acc.setdefault(k, []).append(v)
         done = p.cur_nimg >= total_kimg * 1000
         if p.cur_nimg - p.tick_start_nimg >= tick_kimg * 1000 or done:
+            done = done or (deadline is not None and time.time() >= deadline)
             dt = time.time() - tick_start
             p.elapsed_sec += dt
             kimg_done = (p.cur_nimg - p.tick_start_nimg) / 1000
@@ -136,4 +140,6 @@ def run_ticks(p: Progress, step: Callable[[], dict[str, float]], stats_path: Pat
             if is_main:
                 snapshot(last)
             next_snap = (p.cur_nimg // snap_every + 1) * snap_every
+        if done:
+            break
     return last

@@ -3,7 +3,10 @@ weights; FID/KID need the Inception file, see core.metrics.fid), measure each br
 (``consistency``: warp nearby views into each other with depth, masked PSNR in dB, higher is more consistent; see
 core.metrics.consistency; needs no dataset), and how closely a branch reproduces another (``fidelity``: the
 distilled student against its teacher, or direct3d against the sr2d image it imitates; PSNR, raw PSNR and, when the
-VGG16 trunk file exists, LPIPS on held-out latents and cameras; see core.metrics.fidelity; needs no dataset).
+VGG16 trunk file exists, LPIPS on held-out latents and cameras; see core.metrics.fidelity; needs no dataset), and
+how varied and faithful a branch's images are (``recall``: improved precision and recall in a part-sensitive
+feature space, relative to the same measure between two halves of the data, 1.0 = as varied as the data; see
+core.metrics.recall; reads ``2 x --num`` real images, or the whole dataset split in two when it is smaller).
 
 Fakes follow EG3D's metric protocol: z ~ N(0, I); for each fake a camera label drawn from the dataset's labels,
 used both to condition the mapping network and to render. Real images are the first ``--num`` of the dataset in
@@ -25,14 +28,15 @@ from ..files.dataset import DatasetError, iter_images, read_labels
 from ..metrics.consistency import model_consistency
 from ..metrics.fid import DetectorError, extract_features, fid, kid, load_detector
 from ..metrics.fidelity import branch_fidelity
+from ..metrics.recall import part_features, precision_recall
 from ..metrics.lpips import LPIPSWeightsError, load_lpips
 from ..metrics.swd import swd
 from ..model import BRANCHES, BranchError, Model, load_model
 from ..triplane import RenderOptions
 from .common import UsageError, resolve_device
 
-METRICS = ("swd", "fid", "kid", "consistency", "fidelity")
-IMAGE_SET_METRICS = ("swd", "fid", "kid")
+METRICS = ("swd", "fid", "kid", "recall", "consistency", "fidelity")
+IMAGE_SET_METRICS = ("swd", "fid", "kid", "recall")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -182,12 +186,18 @@ def run_image_set(args: argparse.Namespace, device: torch.device, wanted: list[s
         labels = read_labels(args.data)
         if not labels:
             raise UsageError(f"{args.data} has no camera labels (dataset.json); metrics need its camera distribution")
-        reals, _ = load_reals(args.data, args.num, model.img_resolution)
+        reals, _ = load_reals(args.data, 2 * args.num if "recall" in wanted else args.num, model.img_resolution)
     except DatasetError as e:
         raise UsageError(str(e)) from None
+    second_half = None
+    if "recall" in wanted:  # the data's second half is the reference "generator" of the relative numbers
+        half = min(args.num, reals.shape[0] // 2)
+        reals, second_half = reals[:half], reals[half:2 * half]
     n = reals.shape[0]
     label_array = np.asarray(list(labels.values()), dtype=np.float32)
     real_feats = extract_features(detector, reals, args.batch, device) if detector is not None else None
+    part_a = part_features(reals) if second_half is not None else None
+    part_b = part_features(second_half) if second_half is not None else None
     per_branch: dict[str, dict] = {}
     for branch in branches:
         fakes = generate(model, branch, label_array, n, args.batch, args.trunc, args.seed)
@@ -196,6 +206,12 @@ def run_image_set(args: argparse.Namespace, device: torch.device, wanted: list[s
             res["swd"] = swd(reals, fakes, seed=args.seed)
             for k, v in res["swd"].items():
                 print(f"{branch:9s} {k:10s} {v:10.3f}")
+        if part_a is not None:
+            pr = precision_recall(part_a, part_b, part_features(fakes))
+            res["recall"] = pr.as_dict()
+            print(f"{branch:9s} {'recall':10s} {pr.recall:10.3f}  relative {pr.relative_recall:.3f} "
+                  f"(data halves {pr.data_recall:.3f}); precision {pr.precision:.3f} relative "
+                  f"{pr.relative_precision:.3f}  ({pr.num} images, k={pr.k})")
         if detector is not None:
             fake_feats = extract_features(detector, fakes, args.batch, device)
             if "fid" in wanted:

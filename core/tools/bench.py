@@ -148,6 +148,7 @@ class Case:
     batch: int
     sampling: str
     branch: str = "sr2d"
+    precision: str = "fp32"  # the fp16-flagged blocks in fp32, fp16 (CUDA) or bf16
 
 
 def make_pass(G: TriPlaneGenerator, case: Case, device: torch.device, plain: bool) -> Callable[[], torch.Tensor]:
@@ -173,9 +174,13 @@ def make_pass(G: TriPlaneGenerator, case: Case, device: torch.device, plain: boo
 def measure(G: TriPlaneGenerator, case: Case, device: torch.device, plain: bool, warmup: int, repeats: int,
             mem: PeakMemory) -> dict:
     fn = make_pass(G, case, device, plain)
-    mem.start()
-    times, cpu_times, image = time_runs(fn, device, warmup, repeats)
-    peak, base = mem.stop_mb()
+    G.set_precision(case.precision)
+    try:
+        mem.start()
+        times, cpu_times, image = time_runs(fn, device, warmup, repeats)
+        peak, base = mem.stop_mb()
+    finally:
+        G.set_precision("fp32")
     return {"times_ms": times, "ms_per_image": statistics.median(times) / case.batch,
             "ms_per_image_min": min(times) / case.batch, "cpu_times_ms": cpu_times, "peak_mb": peak,
             "baseline_mb": base, "image": image}
@@ -203,11 +208,16 @@ def device_name(device: torch.device) -> str:
 def environment(device: torch.device) -> dict:
     env = {"device": str(device), "device_name": device_name(device), "torch": torch.__version__,
            "python": platform.python_version(), "platform": platform.platform(), "threads": torch.get_num_threads(),
-           "cpu_count": os.cpu_count(), "precision": "fp32"}
+           "cpu_count": os.cpu_count(), "tf32_convolutions": tf32(device)}
     if device.type == "cuda":
         env["cuda"] = torch.version.cuda
         env["cudnn"] = torch.backends.cudnn.version()
     return env
+
+
+def tf32(device: torch.device) -> bool:
+    """Whether CUDA convolutions round to TF32 (PyTorch's cuDNN default): fast and reference then agree to ~1e-2."""
+    return device.type == "cuda" and torch.backends.cudnn.allow_tf32
 
 
 def load_average() -> list[float] | None:

@@ -15,8 +15,8 @@ from tests.conftest import MIMIC3D_FIXTURE, require
 
 
 @pytest.mark.slow
-def test_backend_matches_model_render_and_caches_planes():
-    b = ModelBackend.open(str(require(MIMIC3D_FIXTURE / "network.pkl")), "cpu")
+def test_backend_matches_model_render_and_caches_planes(device):
+    b = ModelBackend.open(str(require(MIMIC3D_FIXTURE / "network.pkl")), str(device))
     m = b.model
     assert b.info.branches == ("sr2d", "direct3d")
     spec = LatentSpec(seed=3, psi=0.7, mix_seed=5, mix_range=(4, 10), cond_yaw=0.1)
@@ -33,7 +33,7 @@ def test_backend_matches_model_render_and_caches_planes():
         with torch.no_grad():
             want = m.render(branch, ws, c, opts)
         assert np.abs(got.image.astype(int) - to_uint8(want["image"][0]).astype(int)).max() <= 1, branch
-        assert np.allclose(got.depth, want["image_depth"][0, 0].numpy(), atol=1e-4), branch
+        assert np.allclose(got.depth, want["image_depth"][0, 0].cpu().numpy(), atol=1e-4), branch
         assert got.depth.shape == ((16, 16) if branch == "sr2d" else (64, 64))  # direct3d: 128 px x 16 / 32
     assert (got.raw is None) and b.render(req, "sr2d").raw.shape == (16, 16, 3)
     assert len(b._planes_cache) == 1  # one backbone run served both branches and the repeat
@@ -43,18 +43,18 @@ def test_backend_matches_model_render_and_caches_planes():
     assert len(b._ws_cache) == 2      # seed 3 and mix seed 5
 
 
-def test_stored_latent_and_interpolation():
+def test_stored_latent_and_interpolation(device):
     bank = LatentBank()
-    b = ModelBackend.open(str(require(MIMIC3D_FIXTURE / "network.pkl")), "cpu", bank)
+    b = ModelBackend.open(str(require(MIMIC3D_FIXTURE / "network.pkl")), str(device), bank)
     w0, w1 = b.ws(LatentSpec(seed=0)), b.ws(LatentSpec(seed=1))
     mid = b.ws(LatentSpec(seed=0, interp_seed=1, interp_t=0.25))
     assert torch.allclose(mid, 0.75 * w0 + 0.25 * w1, atol=1e-6)
-    key = bank.add(w1[0].numpy())
+    key = bank.add(w1[0].cpu().numpy())
     assert torch.equal(b.ws(LatentSpec(seed=0, stored=key)), w1)
 
 
-def test_all_three_branches_including_the_student(three_branch_model):
-    b = ModelBackend.open(str(three_branch_model), "cpu")
+def test_all_three_branches_including_the_student(three_branch_model, device):
+    b = ModelBackend.open(str(three_branch_model), str(device))
     assert b.info.branches == ("sr2d", "direct3d", "student")
     m = b.model
     req = RenderRequest(latent=LatentSpec(seed=2), camera=CameraSpec(yaw=0.3), resolution=16, depth_samples=4,

@@ -204,3 +204,22 @@ def test_fast_backbone_matches_plain_with_gradients():
     for name in plain[2]:
         torch.testing.assert_close(fast[2][name], plain[2][name], rtol=1e-3, atol=1e-3 * plain[2][name].abs().max(),
                                    msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_aware3d_gain_scales_both_triplane_outputs():
+    """generator.aware3d_gain multiplies the coarse and the detail tri-planes and nothing else; 1 is the reference."""
+    from core.build import build_generator
+    from core.config import ConfigError
+    from tests.conftest import tiny_mimic3d_config
+    torch.manual_seed(0)
+    G1 = build_generator(tiny_mimic3d_config())
+    G2 = build_generator(tiny_mimic3d_config(aware3d_gain=0.25))
+    G2.load_state_dict(G1.state_dict())
+    ws = G1.mapping(torch.randn(2, G1.z_dim), torch.zeros(2, 25))
+    with torch.no_grad():
+        c1, d1 = G1.backbone.synthesis(ws, noise_mode="const", detail=True)
+        c2, d2 = G2.backbone.synthesis(ws, noise_mode="const", detail=True)
+    torch.testing.assert_close(c2, 0.25 * c1)
+    torch.testing.assert_close(d2, 0.25 * d1)
+    with pytest.raises(ConfigError, match="aware3d_gain"):
+        tiny_mimic3d_config(aware3d_gain=0.0)

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import EG3D_FIXTURE, MIMIC3D_FIXTURE, ROOT, require
 
 ROW_KEYS = {"model", "branch", "nrr", "samples", "batch", "sampling", "deterministic", "image_resolution", "ms_per_image",
-            "ms_per_image_min", "times_ms", "cpu_times_ms", "peak_mb", "baseline_mb", "ms_per_image_reference",
+            "ms_per_image_min", "times_ms", "cpu_times_ms", "peak_mb", "baseline_mb", "ms_per_image_reference", "precision", "tf32",
             "ms_per_image_min_reference", "times_ms_reference", "cpu_times_ms_reference", "peak_mb_reference",
             "speedup", "max_abs_diff"}
 
@@ -79,13 +79,31 @@ def test_no_reference_in_process(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_precision_rows_on_the_device(tmp_path, device):
+    """One row per precision: fp32 and the half type of the device (fp16 on CUDA, bf16 on the CPU), each against
+    the reference operators in the same precision."""
+    require(EG3D_FIXTURE / "network.pkl")
+    from core.__main__ import main
+    half = "fp16" if device.type == "cuda" else "bf16"
+    out = tmp_path / "p.json"
+    assert main(["bench", "--quick", "--device", str(device), "--sampling", "det", "--no-student",
+                 "--precision", f"fp32,{half}", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [r["precision"] for r in data["rows"]] == ["fp32", half]
+    assert all(r["max_abs_diff"] is not None for r in data["rows"])
+    assert data["settings"]["precision"] == ["fp32", half] and data["environment"]["device"] == str(device)
+
+
 @pytest.mark.parametrize("argv,message", [
+
     (["--batches", "0"], "--batches"),
     (["--models", "fixture,nope"], "--models"),
     (["--sampling", "fast"], "--sampling"),
     (["--repeats", "x"], "--repeats"),
     (["--nrr", "4"], "--nrr"),
     (["--device", "tpu"], "device"),
+    (["--precision", "fp8"], "--precision"),
+    (["--precision", "fp16", "--device", "cpu"], "needs a CUDA device"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
     from core.__main__ import main

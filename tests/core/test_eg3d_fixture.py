@@ -25,13 +25,17 @@ def test_config_read_from_init_kwargs(eg3d_snapshot):
     assert eg3d_snapshot.discriminator.mbstd_group_size == 2
 
 
+def on(device, *arrays):
+    """Fixture arrays as tensors on the test device."""
+    return [torch.from_numpy(a).to(device) for a in arrays]
+
+
 @pytest.mark.parametrize("tag,psi", [("psi100", 1.0), ("psi070", 0.7)])
-def test_mapping(eg3d_G, eg3d_expected, tag, psi):
-    z = torch.from_numpy(eg3d_expected["z"])
-    c = torch.from_numpy(eg3d_expected["c_cond"])
+def test_mapping(eg3d_G_dev, device, eg3d_expected, tag, psi):
+    z, c = on(device, eg3d_expected["z"], eg3d_expected["c_cond"])
     with torch.no_grad():
-        ws = eg3d_G.mapping(z, c, truncation_psi=psi, truncation_cutoff=14)
-    assert_close(f"ws_{tag}", ws.numpy(), eg3d_expected[f"ws_{tag}"])
+        ws = eg3d_G_dev.mapping(z, c, truncation_psi=psi, truncation_cutoff=14)
+    assert_close(f"ws_{tag}", ws.cpu().numpy(), eg3d_expected[f"ws_{tag}"])
 
 
 def test_cameras_match_fixture(eg3d_expected):
@@ -44,41 +48,38 @@ def test_cameras_match_fixture(eg3d_expected):
 
 @pytest.mark.parametrize("tag", ["psi100", "psi070"])
 @pytest.mark.parametrize("pose", [0, 1, 2])
-def test_synthesis(eg3d_G, eg3d_expected, tag, pose):
-    ws = torch.from_numpy(eg3d_expected[f"ws_{tag}"])
-    c = torch.from_numpy(eg3d_expected[f"c_pose{pose}"])
+def test_synthesis(eg3d_G_dev, device, eg3d_expected, tag, pose):
+    ws, c = on(device, eg3d_expected[f"ws_{tag}"], eg3d_expected[f"c_pose{pose}"])
     with torch.no_grad():
-        out = eg3d_G.synthesis(ws, c, RenderOptions(deterministic=True, noise_mode="const"))
+        out = eg3d_G_dev.synthesis(ws, c, RenderOptions(deterministic=True, noise_mode="const"))
     for key in ("image", "image_raw", "image_depth"):
-        assert_close(f"{key}_{tag}_pose{pose}", out[key].numpy(), eg3d_expected[f"{key}_{tag}_pose{pose}"])
+        assert_close(f"{key}_{tag}_pose{pose}", out[key].cpu().numpy(), eg3d_expected[f"{key}_{tag}_pose{pose}"])
 
 
-def test_chunked_rendering_is_identical(eg3d_G, eg3d_expected):
-    ws = torch.from_numpy(eg3d_expected["ws_psi070"][:1])
-    c = torch.from_numpy(eg3d_expected["c_pose1"][:1])
+def test_chunked_rendering_is_identical(eg3d_G_dev, device, eg3d_expected):
+    ws, c = on(device, eg3d_expected["ws_psi070"][:1], eg3d_expected["c_pose1"][:1])
     with torch.no_grad():
-        a = eg3d_G.synthesis(ws, c, RenderOptions(chunk=None))
-        b = eg3d_G.synthesis(ws, c, RenderOptions(chunk=333))  # uneven chunks
+        a = eg3d_G_dev.synthesis(ws, c, RenderOptions(chunk=None))
+        b = eg3d_G_dev.synthesis(ws, c, RenderOptions(chunk=333))  # uneven chunks
     for key in ("image", "image_raw", "image_depth"):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-5)
 
 
-def test_density_query(eg3d_G, eg3d_expected):
-    ws = torch.from_numpy(eg3d_expected["ws_psi100"])
-    pts = torch.from_numpy(eg3d_expected["sample_points"])
+def test_density_query(eg3d_G_dev, device, eg3d_expected):
+    ws, pts = on(device, eg3d_expected["ws_psi100"], eg3d_expected["sample_points"])
     with torch.no_grad():
-        sigma = eg3d_G.sample_mixed(pts, ws, chunk=1000)["sigma"]
-    assert_close("sample_sigma", sigma.numpy(), eg3d_expected["sample_sigma"])
+        sigma = eg3d_G_dev.sample_mixed(pts, ws, chunk=1000)["sigma"]
+    assert_close("sample_sigma", sigma.cpu().numpy(), eg3d_expected["sample_sigma"])
 
 
-def test_dual_discriminator(eg3d_snapshot, eg3d_expected):
+def test_dual_discriminator(eg3d_snapshot, eg3d_expected, device):
     from core.build import build_discriminator
-    D = build_discriminator(eg3d_snapshot.discriminator, eg3d_snapshot.D)
-    img = {"image": torch.from_numpy(eg3d_expected["image_psi100_pose0"][:2]),
-           "image_raw": torch.from_numpy(eg3d_expected["image_raw_psi100_pose0"][:2])}
+    D = build_discriminator(eg3d_snapshot.discriminator, eg3d_snapshot.D).to(device)
+    image, raw, c = on(device, eg3d_expected["image_psi100_pose0"][:2], eg3d_expected["image_raw_psi100_pose0"][:2],
+                       eg3d_expected["c_pose0"][:2])
     with torch.no_grad():
-        logits = D(img, torch.from_numpy(eg3d_expected["c_pose0"][:2]))
-    assert_close("d_logits", logits.numpy(), eg3d_expected["d_logits"])
+        logits = D({"image": image, "image_raw": raw}, c)
+    assert_close("d_logits", logits.cpu().numpy(), eg3d_expected["d_logits"])
 
 
 def test_training_generator_G_also_loads(eg3d_snapshot):

@@ -25,8 +25,8 @@ FAST = dict(nrr=16, samples=(4, 4), w_avg_samples=64)
 
 
 @pytest.fixture(scope="module")
-def model(eg3d_snapshot):
-    return model_from_snapshot(eg3d_snapshot, "cpu")
+def model(eg3d_snapshot, device):
+    return model_from_snapshot(eg3d_snapshot, device)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_orbit_label_round_trip(model, yaw, pitch):
     y, p, r, f = orbit_from_label(label)
     assert (y, p, r) == pytest.approx((yaw, pitch, model.radius), abs=1e-5)
     assert f == pytest.approx(float(label[0, 16]))
-    back = label_from_orbit(torch.tensor(y), torch.tensor(p), model.pivot, r, f)
+    back = label_from_orbit(torch.tensor(y, device=label.device), torch.tensor(p, device=label.device), model.pivot, r, f)
     torch.testing.assert_close(back, label, atol=1e-5, rtol=0)
 
 

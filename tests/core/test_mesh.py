@@ -26,8 +26,8 @@ def normal_colors(origins, dirs, length):
 
 
 @pytest.fixture(scope="module")
-def model(eg3d_snapshot):
-    return model_from_snapshot(eg3d_snapshot, "cpu")
+def model(eg3d_snapshot, device):
+    return model_from_snapshot(eg3d_snapshot, device)
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +83,8 @@ def test_mesh_colors_come_from_the_radiance_field(model):
     the ray's accumulated opacity."""
     ws = model.ws_from_seed(0, 0.7)
     field = model_field(model, ws)
-    v = torch.tensor([[0.0, 0.0, 0.3], [0.1, -0.1, 0.2]])
-    n = torch.nn.functional.normalize(torch.tensor([[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]), dim=-1)
+    v = torch.tensor([[0.0, 0.0, 0.3], [0.1, -0.1, 0.2]], device=model.device)
+    n = torch.nn.functional.normalize(torch.tensor([[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]], device=model.device), dim=-1)
     rgb = field.color(v + 0.05 * n, -n, 0.1)
     assert rgb.shape == (2, 3) and torch.all((rgb >= 0) & (rgb <= 1))
     # the same ray through the generator's renderer (camera at the ray origin) gives the same colour
@@ -104,7 +104,8 @@ def test_volume_chunking_is_exact_and_mrc_round_trips(model, tmp_path):
     b = density_volume(model, ws, 20, chunk=2 ** 20)      # the whole grid at once
     np.testing.assert_array_equal(a.data, b.data)
     # a grid point equals a direct density query there
-    p = torch.tensor([[a.origin + 3 * a.voxel_size, a.origin + 7 * a.voxel_size, a.origin + 11 * a.voxel_size]])
+    p = torch.tensor([[a.origin + 3 * a.voxel_size, a.origin + 7 * a.voxel_size, a.origin + 11 * a.voxel_size]],
+                     device=model.device)
     want = model.G.query_density(model.G.planes(ws), p[None])["sigma"].item()
     assert a.data[3, 7, 11] == pytest.approx(want, abs=1e-5)
     save_mrc(a, tmp_path / "v.mrc")

@@ -31,14 +31,14 @@ def assert_close(name: str, got: np.ndarray, want: np.ndarray) -> None:
     assert d.mean() < MAE and d.max() < MAX, f"{name}: mean abs err {d.mean():.3g}, max {d.max():.3g}"
 
 
-def samples_argv(fixture_dir: Path, expected: dict, branch: str, pose: int, outdir: Path) -> list[str]:
+def samples_argv(fixture_dir: Path, expected: dict, branch: str, pose: int, outdir: Path, device) -> list[str]:
     """The samples command that reproduces the fixture's pose ``pose``, read from the fixture itself."""
     seeds = [int(s) for s in expected["seeds"]]
     assert seeds == list(range(seeds[0], seeds[-1] + 1))
     yaw, pitch = (float(v) for v in expected["poses_yaw_pitch"][pose])
     return ["samples", "--network", str(fixture_dir / "network.pkl"), "--seeds", f"{seeds[0]}-{seeds[-1]}",
             "--trunc", "0.7", "--yaw", repr(yaw), "--pitch", repr(pitch), "--fov-deg", repr(float(expected["fov_deg"])),
-            "--branch", branch, "--deterministic", "--save-npz", "--outdir", str(outdir)]
+            "--branch", branch, "--deterministic", "--save-npz", "--outdir", str(outdir), "--device", str(device)]
 
 
 def check_outputs(outdir: Path, expected: dict, branch: str, pose: int) -> None:
@@ -64,17 +64,17 @@ def test_config_read_from_pickle(mimic3d_snapshot, mimic3d_fixture_dir):
 
 
 @pytest.mark.slow
-def test_acceptance_command_direct3d(mimic3d_fixture_dir, mimic3d_expected, tmp_path):
+def test_acceptance_command_direct3d(mimic3d_fixture_dir, mimic3d_expected, tmp_path, device):
     """The documented command in a fresh process: `python -m core samples --branch direct3d ... --save-npz`."""
-    argv = samples_argv(mimic3d_fixture_dir, mimic3d_expected, "direct3d", 1, tmp_path)
+    argv = samples_argv(mimic3d_fixture_dir, mimic3d_expected, "direct3d", 1, tmp_path, device)
     proc = subprocess.run([sys.executable, "-m", "core", *argv], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     check_outputs(tmp_path, mimic3d_expected, "direct3d", 1)
 
 
 @pytest.mark.parametrize("branch,pose", [("sr2d", 0), ("sr2d", 1), ("direct3d", 0)])
-def test_samples_reproduce_fixture(mimic3d_fixture_dir, mimic3d_expected, tmp_path, branch, pose):
-    assert main(samples_argv(mimic3d_fixture_dir, mimic3d_expected, branch, pose, tmp_path)) == 0
+def test_samples_reproduce_fixture(mimic3d_fixture_dir, mimic3d_expected, tmp_path, branch, pose, device):
+    assert main(samples_argv(mimic3d_fixture_dir, mimic3d_expected, branch, pose, tmp_path, device)) == 0
     check_outputs(tmp_path, mimic3d_expected, branch, pose)
 
 
@@ -88,12 +88,12 @@ def test_model_branches(mimic3d_fixture_dir, eg3d_fixture_dir):
 
 
 @pytest.mark.slow
-def test_direct3d_fidelity_to_sr2d(mimic3d_fixture_dir, tmp_path, capsys):
+def test_direct3d_fidelity_to_sr2d(mimic3d_fixture_dir, tmp_path, capsys, device):
     """`metrics --metrics fidelity` on a model without a student scores direct3d against the sr2d image it imitates."""
     import json
     out = tmp_path / "f.json"
     assert main(["metrics", "--network", str(mimic3d_fixture_dir / "network.pkl"), "--metrics", "fidelity",
-                 "--pairs", "1", "--out", str(out)]) == 0
+                 "--pairs", "1", "--out", str(out), "--device", str(device)]) == 0
     res = json.loads(out.read_text())["fidelity"]
     assert (res["branch"], res["teacher"], res["psnr_raw"]) == ("direct3d", "sr2d", None)
     assert 5 < res["psnr"] < 60  # random weights (the fixture): different, not unrelated images

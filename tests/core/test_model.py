@@ -9,8 +9,8 @@ from core.triplane import RenderOptions
 
 
 @pytest.fixture(scope="module")
-def model(eg3d_snapshot) -> Model:
-    return model_from_snapshot(eg3d_snapshot, "cpu")
+def model(eg3d_snapshot, device) -> Model:
+    return model_from_snapshot(eg3d_snapshot, device)
 
 
 def test_eg3d_model_has_only_sr2d(model):

@@ -23,7 +23,7 @@ def _fwd_bwd(fn, *inputs, seed=99):
     """Run fn, backprop a fixed random cotangent; return (output, grads of every input)."""
     leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
     y = fn(*leaves)
-    g = _rand(*y.shape, seed=seed, dtype=y.dtype)
+    g = _rand(*y.shape, seed=seed, dtype=y.dtype).to(y.device)
     (y * g).sum().backward()
     return y.detach(), [t.grad for t in leaves]
 
@@ -81,9 +81,9 @@ UPFIRDN_CASES = [
 
 
 @pytest.mark.parametrize("up,down,pad,gain,taps", UPFIRDN_CASES)
-def test_upfirdn2d_fast_matches_plain(up, down, pad, gain, taps):
-    f = ops.setup_filter_1d(taps)
-    x = _rand(2, 3, 9, 11, seed=1)
+def test_upfirdn2d_fast_matches_plain(up, down, pad, gain, taps, device):
+    f = ops.setup_filter_1d(taps).to(device)
+    x = _rand(2, 3, 9, 11, seed=1).to(device)
     fast = _fwd_bwd(lambda t: ops.upfirdn2d(t, f, up=up, down=down, padding=pad, gain=gain), x)
     plain = _fwd_bwd(lambda t: ops.upfirdn2d(t, f, up=up, down=down, padding=pad, gain=gain, plain=True), x)
     _assert_same(fast, plain)
@@ -159,13 +159,14 @@ CONV_CASES = [
 
 
 @pytest.mark.parametrize("up,down,k,padding,groups,flip", CONV_CASES)
-def test_conv2d_resample_fast_and_plain_match_generic_reference(up, down, k, padding, groups, flip):
-    x = _rand(2, 4, 8, 8, seed=4)
-    w = _rand(6, 4 // groups, k, k, seed=5)
-    ref = _fwd_bwd(lambda a, b: _generic_conv2d_resample(a, b, FIR, up, down, padding, groups, flip), x, w)
-    fast = _fwd_bwd(lambda a, b: ops.conv2d_resample(a, b, FIR, up=up, down=down, padding=padding, groups=groups,
+def test_conv2d_resample_fast_and_plain_match_generic_reference(up, down, k, padding, groups, flip, device):
+    x = _rand(2, 4, 8, 8, seed=4).to(device)
+    w = _rand(6, 4 // groups, k, k, seed=5).to(device)
+    fir = FIR.to(device)
+    ref = _fwd_bwd(lambda a, b: _generic_conv2d_resample(a, b, fir, up, down, padding, groups, flip), x, w)
+    fast = _fwd_bwd(lambda a, b: ops.conv2d_resample(a, b, fir, up=up, down=down, padding=padding, groups=groups,
                                                      flip_weight=flip), x, w)
-    plain = _fwd_bwd(lambda a, b: ops.conv2d_resample(a, b, FIR, up=up, down=down, padding=padding, groups=groups,
+    plain = _fwd_bwd(lambda a, b: ops.conv2d_resample(a, b, fir, up=up, down=down, padding=padding, groups=groups,
                                                       flip_weight=flip, plain=True), x, w)
     assert fast[0].shape == (2, 6, 8 * up // down, 8 * up // down)
     _assert_same(fast, plain)
@@ -176,14 +177,14 @@ def test_conv2d_resample_fast_and_plain_match_generic_reference(up, down, k, pad
 # modulated convolution
 
 
-def _reference_modconv(x, weight, styles, noise, up, padding, demodulate, flip_weight):
+def _reference_modconv(x, weight, styles, noise, up, padding, demodulate, flip_weight, fir=FIR):
     """Per-sample literal StyleGAN2 Eq. 1-3: w' = w * s, w'' = w' / sqrt(sum w'^2 + 1e-8), one conv per sample."""
     outs = []
     for b in range(x.shape[0]):
         wb = weight * styles[b].reshape(1, -1, 1, 1)
         if demodulate:
             wb = wb * (wb.square().sum(dim=[1, 2, 3], keepdim=True) + 1e-8).rsqrt()
-        outs.append(_generic_conv2d_resample(x[b:b + 1], wb, FIR, up=up, padding=padding, flip_weight=flip_weight))
+        outs.append(_generic_conv2d_resample(x[b:b + 1], wb, fir, up=up, padding=padding, flip_weight=flip_weight))
     y = torch.cat(outs)
     return y + noise if noise is not None else y
 
@@ -191,22 +192,23 @@ def _reference_modconv(x, weight, styles, noise, up, padding, demodulate, flip_w
 @pytest.mark.parametrize("up,k,flip", [(1, 3, True), (2, 3, False), (1, 1, True)])
 @pytest.mark.parametrize("demodulate", [True, False])
 @pytest.mark.parametrize("with_noise", [False, True])
-def test_modulated_conv2d_fused_nonfused_and_reference(up, k, flip, demodulate, with_noise):
-    x = _rand(3, 5, 6, 6, seed=6)
-    weight = _rand(4, 5, k, k, seed=7)
-    styles = _rand(3, 5, seed=8) * 0.5 + 1
+def test_modulated_conv2d_fused_nonfused_and_reference(up, k, flip, demodulate, with_noise, device):
+    x = _rand(3, 5, 6, 6, seed=6).to(device)
+    weight = _rand(4, 5, k, k, seed=7).to(device)
+    styles = (_rand(3, 5, seed=8) * 0.5 + 1).to(device)
     res = 6 * up
-    noise = _rand(3, 1, res, res, seed=9) * 0.3 if with_noise else None
+    noise = (_rand(3, 1, res, res, seed=9) * 0.3).to(device) if with_noise else None
     pad = k // 2
     args = (x, weight, styles) + ((noise,) if with_noise else ())
+    fir = FIR.to(device)
 
     def run(fused, plain=False):
         def fn(a, w, s, n=None):
-            return ops.modulated_conv2d(a, w, s, noise=n, up=up, padding=pad, f1d=FIR, demodulate=demodulate,
+            return ops.modulated_conv2d(a, w, s, noise=n, up=up, padding=pad, f1d=fir, demodulate=demodulate,
                                         flip_weight=flip, fused=fused, plain=plain)
         return _fwd_bwd(fn, *args)
 
-    ref = _fwd_bwd(lambda a, w, s, n=None: _reference_modconv(a, w, s, n, up, pad, demodulate, flip), *args)
+    ref = _fwd_bwd(lambda a, w, s, n=None: _reference_modconv(a, w, s, n, up, pad, demodulate, flip, fir), *args)
     nonfused = run(False)
     assert nonfused[0].shape == (3, 4, res, res)
     _assert_same(nonfused, ref, atol=5e-5, rtol=1e-5)
@@ -233,9 +235,9 @@ def test_modulated_conv2d_demodulation_normalises_output_scale():
     ("linear", None, None), ("linear", None, 0.5), ("lrelu", None, None), ("lrelu", None, 0.8),
     ("lrelu", 0.5, 0.3), ("linear", 2.0, 1.0), ("lrelu", None, 256.0),
 ])
-def test_bias_act(act, gain, clamp):
-    x = _rand(4, 6, 3, 3, seed=13)
-    b = _rand(6, seed=14)
+def test_bias_act(act, gain, clamp, device):
+    x = _rand(4, 6, 3, 3, seed=13).to(device)
+    b = _rand(6, seed=14).to(device)
 
     def manual(t, bb):
         y = t + bb.reshape(1, -1, 1, 1)
@@ -244,7 +246,7 @@ def test_bias_act(act, gain, clamp):
         gg = gain if gain is not None else (math.sqrt(2) if act == "lrelu" else 1.0)
         y = y * gg
         if clamp is not None:
-            y = torch.maximum(torch.minimum(y, torch.tensor(clamp)), torch.tensor(-clamp))
+            y = y.clamp(-clamp, clamp)
         return y
 
     got = _fwd_bwd(lambda t, bb: ops.bias_act(t, bb, act=act, gain=gain, clamp=clamp), x, b)
@@ -300,7 +302,7 @@ def test_fir_fast_backward_is_the_adjoint(pad):
 
 @pytest.mark.parametrize("up,k,flip", [(1, 3, True), (2, 3, False)])
 @pytest.mark.parametrize("noise_shape,clamp", [(None, None), ((3, 1, 0, 0), 0.5), ((0, 0), None)])
-def test_modulated_conv2d_lrelu_matches_the_layer_steps(up, k, flip, noise_shape, clamp):
+def test_modulated_conv2d_lrelu_matches_the_layer_steps(up, k, flip, noise_shape, clamp, device):
     """The one-node training form equals modulated_conv2d + bias_act in value and in every gradient."""
     res = 6 * up
     x, weight = _rand(3, 5, 6, 6, seed=12), _rand(4, 5, k, k, seed=13)
@@ -308,14 +310,16 @@ def test_modulated_conv2d_lrelu_matches_the_layer_steps(up, k, flip, noise_shape
     inputs = [x, weight, styles, bias]
     if noise_shape is not None:
         inputs.append(_rand(*[d or res for d in noise_shape], seed=16) * 0.3)
+    inputs = [t.to(device) for t in inputs]
     gain = ops.LRELU_GAIN * 0.7
+    fir = FIR.to(device)
 
     def steps(a, w, s, b, n=None):
-        y = ops.modulated_conv2d(a, w, s, noise=n, up=up, padding=k // 2, f1d=FIR, flip_weight=flip)
+        y = ops.modulated_conv2d(a, w, s, noise=n, up=up, padding=k // 2, f1d=fir, flip_weight=flip)
         return ops.bias_act(y, b, act="lrelu", gain=gain, clamp=clamp)
 
     def one_node(a, w, s, b, n=None):
-        return ops.modulated_conv2d_lrelu(a, w, s, b, n, gain, clamp, up=up, padding=k // 2, f1d=FIR,
+        return ops.modulated_conv2d_lrelu(a, w, s, b, n, gain, clamp, up=up, padding=k // 2, f1d=fir,
                                           flip_weight=flip)
     ref, fast = _fwd_bwd(steps, *inputs), _fwd_bwd(one_node, *inputs)
     if clamp is not None:

@@ -215,7 +215,7 @@ def _reference_render(planes, dec, o, d, cfg):
     composite midpoint colours (MipRayMarcher2), clamp depth to the global sample range."""
     b, m, _ = o.shape
     s, n = cfg.depth_resolution, cfg.depth_resolution_importance
-    zc = rendering.stratified_depths(b, m, cfg.ray_start, cfg.ray_end, s, True)
+    zc = rendering.stratified_depths(b, m, cfg.ray_start, cfg.ray_end, s, True).to(o.device)
 
     def run(z):
         pts = (o.unsqueeze(-2) + z * d.unsqueeze(-2)).reshape(b, -1, 3)
@@ -250,11 +250,11 @@ def _reference_render(planes, dec, o, d, cfg):
 
 
 @pytest.mark.parametrize("white_back", [False, True])
-def test_render_rays_equals_literal_reference(white_back):
+def test_render_rays_equals_literal_reference(white_back, device):
     g = torch.Generator().manual_seed(3)
-    planes = torch.randn(2, 3, 32, 16, 16, generator=g) * 3
-    dec = OSGDecoder()
-    cam = Camera.frontal_offset(torch.tensor([0.3, -0.5]), torch.tensor([0.1, -0.2]))
+    planes = (torch.randn(2, 3, 32, 16, 16, generator=g) * 3).to(device)
+    dec = OSGDecoder().to(device)
+    cam = Camera.frontal_offset(torch.tensor([0.3, -0.5]), torch.tensor([0.1, -0.2]), device=device)
     o, d = make_rays(cam.cam2world, cam.intrinsics, 6)
     cfg = RayConfig(depth_resolution=12, depth_resolution_importance=10, white_back=white_back)
     with torch.no_grad():

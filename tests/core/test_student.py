@@ -19,24 +19,24 @@ TINY = dict(style_dim=32, mapping_layers=2, channel_base=512, channel_max=32)
 
 
 @pytest.fixture(scope="module")
-def student(eg3d_G) -> StudentGenerator:
+def student(eg3d_G_dev, device) -> StudentGenerator:
     torch.manual_seed(0)
-    s = StudentGenerator(student_config_for_teacher(eg3d_G, **TINY)).eval()
-    init_from_teacher(s, eg3d_G, num_samples=64)
+    s = StudentGenerator(student_config_for_teacher(eg3d_G_dev, **TINY)).to(device).eval()
+    init_from_teacher(s, eg3d_G_dev, num_samples=64)
     return s
 
 
 @pytest.fixture(scope="module")
-def ws(eg3d_G) -> torch.Tensor:
-    z = torch.randn(2, eg3d_G.z_dim, generator=torch.Generator().manual_seed(1))
-    c = torch.zeros(2, 25)
+def ws(eg3d_G_dev, device) -> torch.Tensor:
+    z = torch.randn(2, eg3d_G_dev.z_dim, generator=torch.Generator().manual_seed(1)).to(device)
+    c = torch.zeros(2, 25, device=device)
     with torch.no_grad():
-        return eg3d_G.mapping(z, c)
+        return eg3d_G_dev.mapping(z, c)
 
 
-def _cams(*yaws: float) -> torch.Tensor:
+def _cams(*yaws: float, device=None) -> torch.Tensor:
     from core.cameras import Camera
-    return Camera.frontal_offset(torch.tensor(yaws), 0.0).to_label()
+    return Camera.frontal_offset(torch.tensor(yaws), 0.0).to_label().to(device)
 
 
 def test_interfaces_come_from_the_teacher(student, eg3d_G):
@@ -47,7 +47,7 @@ def test_interfaces_come_from_the_teacher(student, eg3d_G):
 
 
 def test_shapes(student, ws):
-    out = student(ws, _cams(0.0, 0.3))
+    out = student(ws, _cams(0.0, 0.3, device=ws.device))
     assert out["feature_image"].shape == (2, 32, 64, 64)
     assert out["image_raw"].shape == (2, 3, 64, 64)
     assert out["image"].shape == (2, 3, 128, 128)
@@ -59,15 +59,15 @@ def test_shapes(student, ws):
 def test_camera_conditioning(student, ws):
     w = ws[:1].expand(3, -1, -1)
     with torch.no_grad():
-        out = student(w, _cams(0.0, 0.4, 0.0))["image"]
-        again = student(w, _cams(0.0, 0.4, 0.0))["image"]
+        out = student(w, _cams(0.0, 0.4, 0.0, device=ws.device))["image"]
+        again = student(w, _cams(0.0, 0.4, 0.0, device=ws.device))["image"]
     assert not torch.allclose(out[0], out[1], atol=1e-3)   # same w, different camera: different image
     assert torch.equal(out[0], out[2])                      # same w, same camera: the same image
     assert torch.equal(out, again)                          # deterministic (no noise)
 
 
 def test_inference_path_matches_training_path(student, ws):
-    c = _cams(0.1, -0.2)
+    c = _cams(0.1, -0.2, device=ws.device)
     with torch.no_grad():
         fast = student(ws, c)                               # per-sample, folded-gain inference convolutions
     slow = student(ws, c)                                   # autograd path, whole batch
@@ -75,18 +75,18 @@ def test_inference_path_matches_training_path(student, ws):
         torch.testing.assert_close(fast[k], slow[k].detach(), atol=2e-4, rtol=1e-4)
 
 
-def test_teacher_super_resolution_is_copied(student, eg3d_G, ws):
+def test_teacher_super_resolution_is_copied(student, eg3d_G_dev, ws):
     """Teacher features into the student's SR head give the teacher's own image: the head starts as the teacher's."""
-    c = _cams(0.2)
+    c = _cams(0.2, device=ws.device)
     opts = RenderOptions(resolution=64, depth_resolution=6, depth_resolution_importance=6)
     with torch.no_grad():
-        ref = eg3d_G.synthesis(ws[:1], c, opts)
+        ref = eg3d_G_dev.synthesis(ws[:1], c, opts)
         img = student.superresolution(ref["feature_image"][:, :3], ref["feature_image"], ws[:1])
     torch.testing.assert_close(img, ref["image"], atol=1e-5, rtol=1e-5)
 
 
-def test_ws_statistics_from_the_teacher(student, eg3d_G):
-    assert torch.equal(student.mapping.w_avg, eg3d_G.backbone.mapping.w_avg)
+def test_ws_statistics_from_the_teacher(student, eg3d_G_dev):
+    assert torch.equal(student.mapping.w_avg, eg3d_G_dev.backbone.mapping.w_avg)
     assert 0 < float(student.mapping.w_scale) < float("inf")
 
 
@@ -104,9 +104,9 @@ def test_camera_statistics_standardise_the_label(eg3d_G):
 
 def test_light_head_starts_as_upsampled_raw(eg3d_G, ws):
     torch.manual_seed(0)
-    s = StudentGenerator(student_config_for_teacher(eg3d_G, **TINY, sr_kind="light", sr_channels=[16])).eval()
+    s = StudentGenerator(student_config_for_teacher(eg3d_G, **TINY, sr_kind="light", sr_channels=[16])).to(ws.device).eval()
     with torch.no_grad():
-        out = s(ws, _cams(0.0, 0.1))
+        out = s(ws, _cams(0.0, 0.1, device=ws.device))
     up = ops.upsample2d(out["image_raw"], s.superresolution.block0.f1d)
     torch.testing.assert_close(out["image"], up, atol=1e-5, rtol=1e-5)
     with pytest.raises(ConfigError, match="needs 1 positive channel"):
@@ -128,8 +128,8 @@ def test_payload_round_trip_weights_only(student, ws):
     buf = io.BytesIO()
     torch.save(student_payload(student), buf)
     buf.seek(0)
-    again = build_student(torch.load(buf, weights_only=True))
-    c = _cams(0.3, -0.3)
+    again = build_student(torch.load(buf, weights_only=True), ws.device)
+    c = _cams(0.3, -0.3, device=ws.device)
     with torch.no_grad():
         assert torch.equal(again(ws, c)["image"], student(ws, c)["image"])
     with pytest.raises(CheckpointError, match="not {'config'"):
@@ -147,9 +147,9 @@ def test_student_branch_in_a_trident_file(student, eg3d_snapshot, ws, tmp_path):
     import dataclasses
     path = tmp_path / "with_student.pkl"
     save_snapshot(path, dataclasses.replace(snap, extra={"student": student_payload(student)}))
-    model = load_model(path)
+    model = load_model(path, ws.device)
     assert model.branches == ("sr2d", "student")
-    c = _cams(0.25)
+    c = _cams(0.25, device=ws.device)
     out = model.render("student", ws[:1], c)
     assert set(out) == {"image", "image_raw"}
     with torch.no_grad():

@@ -18,8 +18,8 @@ FAST = dict(nrr=16, samples=(4, 4))
 
 
 @pytest.fixture(scope="module")
-def model(eg3d_snapshot):
-    return model_from_snapshot(eg3d_snapshot, "cpu")
+def model(eg3d_snapshot, device):
+    return model_from_snapshot(eg3d_snapshot, device)
 
 
 def test_eg3d_camera_paths():

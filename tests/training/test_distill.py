@@ -35,11 +35,11 @@ def teacher_snap(eg3d_fixture_dir):
 
 
 @pytest.mark.slow
-def test_cli_smoke_run_from_eg3d_fixture(eg3d_fixture_dir, tmp_path, capsys):
+def test_cli_smoke_run_from_eg3d_fixture(eg3d_fixture_dir, tmp_path, capsys, device):
     out = tmp_path / "runs"
     teacher = str(eg3d_fixture_dir / "network.pkl")
     args = ["distill", "--teacher", teacher, "--config", "distill-tiny", "--outdir", str(out), "--kimg", "0.04",
-            "--snap-kimg", "0.02", "--set", "run.tick_kimg=0.008", "--set", "loss.adv_start_kimg=0.024", *FAST]
+            "--snap-kimg", "0.02", "--set", "run.tick_kimg=0.008", "--set", "loss.adv_start_kimg=0.024", *FAST, "--device", str(device)]
     assert main(args) == 0
     (run,) = list(out.iterdir())
     ticks, evals = _records(run)
@@ -67,13 +67,13 @@ def test_cli_smoke_run_from_eg3d_fixture(eg3d_fixture_dir, tmp_path, capsys):
     model = load_model(snap_path)
     assert model.branches == ("sr2d", "student")
     assert core_main(["samples", "--network", str(snap_path), "--seeds", "0-1", "--branch", "student", "--yaw", "0.3",
-                      "--save-npz", "--outdir", str(tmp_path / "s")]) == 0
+                      "--save-npz", "--outdir", str(tmp_path / "s"), "--device", str(device)]) == 0
     with np.load(tmp_path / "s" / "seed0001.npz") as f:
         assert f["image"].shape == (3, 128, 128) and f["image_raw"].shape == (3, 64, 64) and "image_depth" not in f
 
     # --resume auto continues the same run (the teacher comes from the snapshot)
     assert main(["distill", "--config", "distill-tiny", "--outdir", str(out), "--kimg", "0.048",
-                 "--resume", "auto", "--device", "cpu"]) == 0
+                 "--resume", "auto", "--device", str(device)]) == 0
     assert list(out.iterdir()) == [run]
     ticks, evals = _records(run)
     assert [round(r["kimg"], 3) for r in ticks][-1] == 0.048 and len(evals) == 4

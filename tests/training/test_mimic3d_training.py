@@ -235,11 +235,12 @@ def test_stage1_warm_start_from_an_eg3d_model(stage1, tmp_path):
 
 
 @pytest.mark.slow
-def test_stage2_cpu_smoke_from_stage1_snapshot(stage1, tmp_path):
+def test_stage2_smoke_from_stage1_snapshot(stage1, tmp_path, device):
     data, snap1 = stage1
     out = tmp_path / "s2"
     assert main(["train", "--config", "mimic3d-stage2-synth-tiny", "--data", str(data), "--outdir", str(out),
-                 "--init", str(snap1), "--kimg", "0.004", "--snap-kimg", "0.002", *STAGE2]) == 0
+                 "--init", str(snap1), "--kimg", "0.004", "--snap-kimg", "0.002", "--device", str(device),
+                 *STAGE2]) == 0
     (run,) = out.iterdir()
     stats = _stats(run)
     keys = {"loss/G", "loss/G_imitation", "loss/G_patch", "loss/Dpatch_fake", "loss/Dpatch_real", "loss/Dpatch_r1",
@@ -252,13 +253,13 @@ def test_stage2_cpu_smoke_from_stage1_snapshot(stage1, tmp_path):
     assert s.extra["train"]["D_patch_opt"]["state"]
     for branch in ("direct3d", "sr2d"):
         assert core_main(["samples", "--network", str(snap), "--seeds", "0", "--branch", branch, "--save-npz",
-                          "--outdir", str(tmp_path / branch)]) == 0
+                          "--outdir", str(tmp_path / branch), "--device", str(device)]) == 0
         with np.load(tmp_path / branch / "seed0000.npz") as f:
             assert f["image"].shape == (3, 64, 64) and np.isfinite(f["image"]).all()
     # resume continues stage 2 with D_patch and its optimiser restored
     before = {k: v.clone() for k, v in s.D_patch.items()}
     assert main(["train", "--config", "mimic3d-stage2-synth-tiny", "--data", str(data), "--outdir", str(out),
-                 "--resume", "auto", "--kimg", "0.006", *STAGE2]) == 0
+                 "--resume", "auto", "--kimg", "0.006", "--device", str(device), *STAGE2]) == 0
     after = load_snapshot(sorted(run.glob("network-snapshot-*.pkl"))[-1])
     assert [round(r["kimg"], 3) for r in _stats(run)] == [0.002, 0.004, 0.006]
     assert any(not torch.equal(before[k], after.D_patch[k]) for k in before)

@@ -29,11 +29,11 @@ def _stats(run: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_synth_tiny_smoke_snapshot_renders_and_resume_auto(tmp_path):
+def test_synth_tiny_smoke_snapshot_renders_and_resume_auto(tmp_path, device):
     data = _dataset(tmp_path / "d.zip")
     out = tmp_path / "runs"
     args = ["train", "--config", "synth-tiny", "--data", str(data), "--outdir", str(out), "--kimg", "0.016",
-            "--snap-kimg", "0.008", *TINY]
+            "--snap-kimg", "0.008", "--device", str(device), *TINY]
     assert main(args) == 0
     (run,) = list(out.iterdir())
     stats = _stats(run)
@@ -41,11 +41,12 @@ def test_synth_tiny_smoke_snapshot_renders_and_resume_auto(tmp_path):
     assert {"loss/G", "loss/D_real", "loss/D_fake", "loss/D_r1", "loss/G_density"} <= set().union(*stats)
     assert (run / "config.yaml").exists() and list(run.glob("fakes*.png"))
     snap = sorted(run.glob("network-snapshot-*.pkl"))[-1]
-    assert core_main(["samples", "--network", str(snap), "--seeds", "0", "--outdir", str(tmp_path / "s")]) == 0
+    assert core_main(["samples", "--network", str(snap), "--seeds", "0", "--outdir", str(tmp_path / "s"),
+                      "--device", str(device)]) == 0
     assert (tmp_path / "s" / "seed0000.png").exists()
     # --resume auto continues the same run from its last snapshot
     assert main(["train", "--config", "synth-tiny", "--data", str(data), "--outdir", str(out), "--kimg", "0.024",
-                 "--resume", "auto", *TINY]) == 0
+                 "--resume", "auto", "--device", str(device), *TINY]) == 0
     assert list(out.iterdir()) == [run]
     stats = _stats(run)
     assert [round(r["kimg"], 3) for r in stats] == [0.008, 0.016, 0.024]
@@ -80,12 +81,14 @@ def test_train_errors(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_bf16_training_step_on_cpu(tmp_path):
-    """The fp16-flagged blocks (here: 2 synthesis, all SR and 2 D blocks) train in bf16 with finite losses."""
+def test_half_precision_training_step(tmp_path, device):
+    """The fp16-flagged blocks (here: 2 synthesis, all SR and 2 D blocks) train in half precision with finite
+    losses: fp16 with conv clamping on CUDA (EG3D's mode), bf16 on the CPU."""
     data = _dataset(tmp_path / "d.zip", n=8)
-    out = tmp_path / "bf16"
+    out = tmp_path / "half"
+    precision = "fp16" if device.type == "cuda" else "bf16"
     assert main(["train", "--config", "synth-tiny", "--data", str(data), "--outdir", str(out), "--kimg", "0.008",
-                 "--set", "optim.precision=bf16", "--set", "generator.num_fp16_res=2",
+                 "--device", str(device), "--set", f"optim.precision={precision}", "--set", "generator.num_fp16_res=2",
                  "--set", "generator.sr_num_fp16_res=4", "--set", "discriminator.num_fp16_res=2", *TINY]) == 0
     (run,) = list(out.iterdir())
     stats = _stats(run)
@@ -120,3 +123,32 @@ def test_run_ticks_snapshot_points(tmp_path, batch, snap_kimg, total_kimg, expec
     last = run_ticks(p, step, tmp_path / "stats.jsonl", total_kimg, snap_kimg, 0.5, True, saved.append, lambda: None)
     assert saved == expect and last == expect[-1]
     assert all("loss" in json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines())
+
+
+def test_run_ticks_deadline_ends_at_a_tick_with_a_snapshot(tmp_path, monkeypatch):
+    """A time-boxed run (--max-minutes) stops at the first tick boundary past its deadline and snapshots there."""
+    import time as time_mod
+
+    from training.plumbing import Progress, run_ticks
+    clock = [1000.0]
+    monkeypatch.setattr(time_mod, "time", lambda: clock[0])
+    p = Progress()
+
+    def step():
+        p.cur_nimg += 100
+        clock[0] += 1.0  # each step takes one (fake) second
+        return {"loss": 1.0}
+
+    saved = []
+    last = run_ticks(p, step, tmp_path / "stats.jsonl", 100.0, 10.0, 0.5, True, saved.append, lambda: None,
+                     deadline=1000.0 + 12.5)
+    assert p.cur_nimg == 1500 and saved == [1500] and last == 1500  # ticks every 500 images; 13 s passes 12.5 s
+    ticks = [json.loads(line)["kimg"] for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert ticks == [0.5, 1.0, 1.5]
+
+
+def test_max_minutes_must_be_positive(tmp_path, capsys):
+    data = _dataset(tmp_path / "d.zip", n=4)
+    assert main(["train", "--config", "synth-tiny", "--data", str(data), "--outdir", str(tmp_path / "o"),
+                 "--max-minutes", "0", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: --max-minutes must be positive"

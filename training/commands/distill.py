@@ -30,7 +30,7 @@ from ..distill import loop as distill
 from ..distill.config import load_distill_config
 from ..distill.eval import evaluate, make_held_out, save_comparison_grid
 from ..plumbing import append_jsonl
-from .train import _init_distributed, _rank_device
+from .train import _init_distributed, _rank_device, add_max_minutes, deadline_from
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -48,6 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=None)
+    add_max_minutes(p)
     return p
 
 
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     labels = _camera_labels(cfg)
 
     rank, world = _init_distributed(args.device)
+    deadline = deadline_from(args, world)
     device = resolve_device(args.device) if world == 1 else _rank_device(args.device)
     if cfg.optim.batch % (cfg.optim.batch_gpu * world):
         raise UsageError(f"optim.batch {cfg.optim.batch} must be a multiple of batch_gpu x processes "
@@ -151,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         last = distill.distill_loop(d, run_dir, total, cfg.run.snap_kimg, cfg.run.tick_kimg, on_tick=on_tick,
-                             on_snapshot=on_snapshot)
+                             on_snapshot=on_snapshot, deadline=deadline)
     finally:
         bar.close()
         if world > 1:

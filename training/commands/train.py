@@ -2,6 +2,7 @@
 
     python -m training train --config synth-tiny --data data/synth64.zip --outdir runs [--kimg 200]
         [--snap-kimg 20] [--resume auto|PKL] [--init PKL] [--set key=value ...] [--device auto|cpu|cuda]
+        [--max-minutes M]
 
 A run folder ``runs/NNNNN-<config>-<data>/`` receives the resolved ``config.yaml``, ``stats.jsonl`` (one line per
 tick), ``fakesXXXXXX.png`` grids and ``network-snapshot-XXXXXX.pkl`` Trident snapshots (written atomically) that
@@ -40,7 +41,27 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=None)
+    add_max_minutes(p)
     return p
+
+
+def add_max_minutes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop at the first tick after this many minutes of wall time, with a snapshot to continue "
+                        "from (--resume auto); one process only")
+
+
+def deadline_from(args: argparse.Namespace, world: int) -> float | None:
+    """``--max-minutes`` as an absolute ``time.time()`` deadline for loop.run_ticks (None: no time limit)."""
+    import time
+
+    if args.max_minutes is None:
+        return None
+    if args.max_minutes <= 0:
+        raise UsageError("--max-minutes must be positive")
+    if world > 1:  # each process would stop at its own tick: they must agree, which this option does not do
+        raise UsageError("--max-minutes works with one process only (not under torchrun)")
+    return time.time() + 60.0 * args.max_minutes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("optim.precision fp16 needs a CUDA device (use bf16 on CPU)")
 
     rank, world = _init_distributed(args.device)
+    deadline = deadline_from(args, world)
     device = resolve_device(args.device) if world == 1 else _rank_device(args.device)
     if cfg.optim.batch % (cfg.optim.batch_gpu * world):
         raise UsageError(f"optim.batch {cfg.optim.batch} must be a multiple of batch_gpu x processes "
@@ -121,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         last = loop.training_loop(t, batches, dataset.labels(), run_dir, total, cfg.run.snap_kimg, cfg.run.tick_kimg,
-                           on_tick=on_tick)
+                           on_tick=on_tick, deadline=deadline)
     finally:
         bar.close()
         if world > 1:
