@@ -24,7 +24,8 @@ torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 def require(path: Path) -> Path:
     """Reference fixtures are part of the test contract: a missing one is a failure, never a skip."""
     if not path.exists():
-        pytest.fail(f"reference fixture missing: {path} (set TRIDENT_FIXTURES or put them in ../shared/fixtures beside the checkout)")
+        pytest.fail(f"reference fixture missing: {path} "
+                    f"(set TRIDENT_FIXTURES or put them in ../shared/fixtures beside the checkout)")
     return path
 
 
