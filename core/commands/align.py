@@ -1,0 +1,127 @@
+"""``python -m core align``: crop a face photo the way EG3D's FFHQ data was cropped and estimate its camera.
+
+One photo (--image FILE) writes into --out DIR:
+
+  DIR/crop.png        the 512x512 EG3D/FFHQ crop
+  DIR/landmarks.png   the photo with every detected face (chosen: green, numbered), its five landmarks, the crop box
+  DIR/camera.npy      the camera label, 25 float32 (invert --camera DIR/camera.npy)
+  DIR/camera.json     {"labels": [["crop.png", [25 floats]]]} (EG3D dataset.json format) plus the head pose, all
+                      faces, the crop transform (to paste a result back) and the fit error
+
+A folder (--image DIR) writes an EG3D-format dataset into an empty or new --out DIR: one <name>.png crop per photo
+and dataset.json with their labels (training train --data DIR), plus align.json with the details per photo.
+
+Faces are found with MTCNN (weights from the facenet-pytorch wheel, see requirements-nodeps.txt); the default face
+is the largest with confidence > 0.9 (EG3D's rule) unless another is nearly as large: then pick one with --face K
+(0 = largest) or --face largest. The camera comes from fitting a 3D five-point template to the landmarks and EG3D's
+conversion; its pitch is typically biased on real photos: keep camera optimisation on when inverting, or apply a
+model's calibration (python -m core calibrate-pose) with --calibration. Nothing is written when a photo fails
+(in a folder, unless --skip-failures).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ..atomic import atomic_folder, check_output_location
+from ..image_files import list_images
+from ..image_io import PhotoError
+from ..latent_files import save_camera
+from ..tools.photo.align import Alignment, align_photo, draw_overlay
+from ..tools.photo.camera import PoseCalibration
+from ..tools.photo.mtcnn import MTCNN
+from .common import UsageError
+
+
+def _face(text: str) -> int | str:
+    if text == "largest":
+        return text
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad face {text!r} (an index, 0 = largest, or 'largest')") from None
+    if k < 0:
+        raise argparse.ArgumentTypeError(f"face index must be >= 0, got {k}")
+    return k
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("align", help="EG3D crop + camera of a face photo (or a folder: a dataset)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--image", required=True, type=Path, help="a photo, or a folder of photos")
+    p.add_argument("--face", type=_face, default=None, metavar="K",
+                   help="which face: index (0 = largest, see landmarks.png) or 'largest' (EG3D's rule)")
+    p.add_argument("--calibration", type=Path, default=None, metavar="FILE",
+                   help="a model's pose calibration (<network>.pose.json from calibrate-pose)")
+    p.add_argument("--skip-failures", action="store_true", help="folder: leave out photos that fail (reported)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    return p
+
+
+def _write_single(stage: Path, photo: np.ndarray, al: Alignment) -> None:
+    Image.fromarray(al.crop).save(stage / "crop.png")
+    Image.fromarray(draw_overlay(photo, al)).save(stage / "landmarks.png")
+    save_camera(stage / "camera.npy", torch.from_numpy(al.label))
+    summary = al.summary()
+    (stage / "camera.json").write_text(json.dumps({"labels": [["crop.png", summary.pop("label")]], **summary},
+                                                  indent=1))
+
+
+def _crop_names(rel_paths: list[str]) -> list[str]:
+    """photo paths relative to the folder -> unique flat PNG names (a/b.jpg -> a_b.png; clashes get the suffix)."""
+    stems = [Path(r).with_suffix("").as_posix().replace("/", "_") for r in rel_paths]
+    return [f"{s}_{Path(r).suffix.lstrip('.').lower()}.png" if stems.count(s) > 1 else f"{s}.png"
+            for s, r in zip(stems, rel_paths)]
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.image.exists():
+        raise UsageError(f"no such image or folder: {args.image}")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a folder")
+    calibration = PoseCalibration.load(args.calibration) if args.calibration is not None else None
+    check_output_location(args.out / "crop.png")
+    detector = MTCNN()
+    if args.image.is_file():
+        if args.skip_failures:
+            raise UsageError("--skip-failures applies to a folder of photos")
+        photo, al = align_photo(args.image, args.face, detector, calibration)
+        with atomic_folder(args.out) as stage:
+            _write_single(stage, photo, al)
+        deg = al.pose.degrees
+        print(f"{args.image.name}: face {al.index} of {len(al.faces)} (score {al.face.score:.3f}); head yaw "
+              f"{deg['yaw']:.1f} deg, pitch {deg['pitch']:.1f} deg; wrote crop.png, landmarks.png, camera.npy, "
+              f"camera.json to {args.out}")
+        return 0
+
+    if args.out.exists() and any(args.out.iterdir()):
+        raise UsageError(f"--out {args.out} is not empty (a dataset goes into an empty or new folder)")
+    rel = list_images(args.image)
+    names = _crop_names(rel)
+    labels, details, failed = [], {}, []
+    with atomic_folder(args.out) as stage:
+        for r, name in zip(tqdm(rel, desc="align", unit="photo"), names):
+            try:
+                _, al = align_photo(args.image / r, args.face, detector, calibration)
+            except PhotoError as e:
+                if not args.skip_failures:
+                    raise
+                failed.append(f"{r}: {' '.join(str(e).split())}")
+                continue
+            Image.fromarray(al.crop).save(stage / name)
+            labels.append([name, [float(v) for v in al.label]])
+            details[name] = {k: v for k, v in al.summary().items() if k != "label"} | {"source": r}
+        if not labels:
+            raise UsageError(f"no photo in {args.image} could be aligned ({failed[0]}{' ...' if len(failed) > 1 else ''})")
+        (stage / "dataset.json").write_text(json.dumps({"labels": labels}))
+        (stage / "align.json").write_text(json.dumps({"photos": details, "skipped": failed}, indent=1))
+    for line in failed:
+        print(f"skipped {line}")
+    print(f"aligned {len(labels)} of {len(rel)} photos; wrote {len(labels)} crops and dataset.json to {args.out}")
+    return 0
