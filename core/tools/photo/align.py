@@ -7,7 +7,8 @@
   width + height. When another confident face is nearly as large (at least :data:`AMBIGUOUS_RATIO` of it), the
   choice is left to the user (``face=K``, 0 = largest; ``face="largest"`` forces the rule).
 * A face whose box is narrower than :data:`MIN_FACE_PX` is refused: its 512 px crop would be enlarged more than
-  about 6x from the photo.
+  about 6x from the photo. The detector's pyramid starts at :func:`search_min_face` (32 px, or 1/50 of the shorter
+  side of a large photo): the P-Net pyramid is most of the time, and smaller faces could not be used anyway.
 
 Every refusal is an :class:`AlignError` (a :class:`core.image_io.PhotoError`) with a one-line message.
 """
@@ -23,15 +24,16 @@ from PIL import Image, ImageDraw
 from ...image_io import PhotoError, read_image
 from .camera import HeadPose, PoseCalibration, estimate_pose, label_orbit_deg, pose_to_label
 from .crop import CropTransform, crop_transform, eg3d_crop
-from .mtcnn import MIN_FACE, MTCNN, Face
+from .mtcnn import MTCNN, Face
 
 __all__ = ["AlignError", "Alignment", "align_image", "align_photo", "choose_face", "draw_overlay", "MIN_FACE_PX",
-           "MIN_SCORE", "AMBIGUOUS_RATIO"]
+           "MIN_SCORE", "AMBIGUOUS_RATIO", "search_min_face"]
 
 MIN_SCORE = 0.9          # EG3D: faces with confidence above this are candidates
 MIN_FACE_PX = 48         # narrowest usable face box (px)
 AMBIGUOUS_RATIO = 0.8    # a second face this large (width + height, relative) makes the default choice ambiguous
-SEARCH_FRACTION = 1 / 40  # the pyramid's smallest face: this fraction of the shorter side (>= MIN_FACE)
+SEARCH_MIN_PX = 32       # the detector looks for faces down to this width (faces of 32-47 px are "too small")
+SEARCH_FRACTION = 1 / 50  # ... or this fraction of the shorter side, if larger (big photos: a shorter pyramid)
 
 
 class AlignError(PhotoError):
@@ -104,6 +106,11 @@ def choose_face(faces: list[Face], face: int | str | None, name: str, min_score:
     return sure[0]
 
 
+def search_min_face(width: int, height: int) -> float:
+    """The smallest face (px) the detector's pyramid looks for in a ``width`` x ``height`` photo."""
+    return max(float(SEARCH_MIN_PX), min(width, height) * SEARCH_FRACTION)
+
+
 def align_image(img: np.ndarray, name: str = "photo", face: int | str | None = None,
                 detector: MTCNN | None = None, calibration: PoseCalibration | None = None,
                 min_score: float = MIN_SCORE) -> Alignment:
@@ -113,8 +120,14 @@ def align_image(img: np.ndarray, name: str = "photo", face: int | str | None = N
         raise AlignError(f"{name}: the image is {w}x{h} pixels, too small to hold a usable face "
                          f"(faces must be at least {MIN_FACE_PX} px wide)")
     detector = detector or MTCNN()
-    faces = detector.detect(img, min_face=max(MIN_FACE, min(h, w) * SEARCH_FRACTION))
-    k = choose_face(faces, face, name, min_score)
+    smallest = search_min_face(w, h)
+    faces = detector.detect(img, min_face=smallest)
+    try:
+        k = choose_face(faces, face, name, min_score)
+    except AlignError as e:
+        if faces:
+            raise
+        raise AlignError(f"{e} (faces narrower than about {smallest:.0f} px are not searched for)") from None
     chosen = faces[k]
     if chosen.width < MIN_FACE_PX:
         raise AlignError(f"{name}: the face is {chosen.width:.0f} px wide; at least {MIN_FACE_PX} px is needed "
