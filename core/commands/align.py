@@ -17,11 +17,15 @@ is the largest with confidence > 0.9 (EG3D's rule) unless another is nearly as l
 conversion; its pitch is typically biased on real photos: keep camera optimisation on when inverting, or apply a
 model's calibration (python -m core calibrate-pose) with --calibration. Nothing is written when a photo fails
 (in a folder, unless --skip-failures).
+
+--bench times detection, crop and camera per photo on scikit-image's astronaut portrait (512x512) and a 1280x886
+"group photo" tiled from it (six faces), and writes nothing.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +58,15 @@ def _face(text: str) -> int | str:
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("align", help="EG3D crop + camera of a face photo (or a folder: a dataset)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--image", required=True, type=Path, help="a photo, or a folder of photos")
+    p.add_argument("--image", type=Path, help="a photo, or a folder of photos")
     p.add_argument("--face", type=_face, default=None, metavar="K",
                    help="which face: index (0 = largest, see landmarks.png) or 'largest' (EG3D's rule)")
     p.add_argument("--calibration", type=Path, default=None, metavar="FILE",
                    help="a model's pose calibration (<network>.pose.json from calibrate-pose)")
     p.add_argument("--skip-failures", action="store_true", help="folder: leave out photos that fail (reported)")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--out", type=Path, help="output folder")
+    p.add_argument("--bench", action="store_true", help="time detection + crop + camera on two built-in photos")
+    p.add_argument("--repeats", type=int, default=5, help="--bench: timed runs per photo (default 5, median)")
     return p
 
 
@@ -80,7 +86,54 @@ def _crop_names(rel_paths: list[str]) -> list[str]:
             for s, r in zip(stems, rel_paths)]
 
 
+def bench_photos() -> dict[str, np.ndarray]:
+    """A 512 px portrait and a 1280x886 group photo (six faces tiled from it), both from scikit-image."""
+    from skimage import data
+
+    portrait = data.astronaut()
+    tile = np.asarray(Image.fromarray(portrait).resize((426, 443), Image.LANCZOS))
+    row = np.concatenate([tile, tile[:, ::-1], tile], axis=1)
+    group = np.zeros((886, 1280, 3), np.uint8)
+    group[:, :1278] = np.concatenate([row, row[:, ::-1]], axis=0)
+    return {"portrait 512x512": portrait, "group 1280x886 (6 faces)": group}
+
+
+def _bench(repeats: int) -> int:
+    from ..tools.photo.align import search_min_face
+    from ..tools.photo.camera import estimate_pose, pose_to_label
+    from ..tools.photo.crop import crop_transform, eg3d_crop
+
+    detector = MTCNN()
+    print(f"torch threads {torch.get_num_threads()}; median of {repeats} runs after one warm-up")
+    for name, img in bench_photos().items():
+        h, w = img.shape[:2]
+        times: dict[str, list[float]] = {"detect": [], "crop": [], "camera": []}
+        for i in range(repeats + 1):
+            t0 = time.perf_counter()
+            faces = detector.detect(img, min_face=search_min_face(w, h))
+            t1 = time.perf_counter()
+            tf = crop_transform(faces[0].landmarks, w, h)
+            eg3d_crop(img, tf)
+            t2 = time.perf_counter()
+            pose_to_label(estimate_pose(faces[0].landmarks, h))
+            t3 = time.perf_counter()
+            if i:
+                for k, v in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
+                    times[k].append(v)
+        med = {k: 1000 * float(np.median(v)) for k, v in times.items()}
+        sure = sum(f.score > 0.9 for f in faces)
+        print(f"{name}: {sure} face(s) with confidence > 0.9 ({len(faces)} detections); detect {med['detect']:.0f} ms + crop {med['crop']:.1f} ms + camera "
+              f"{med['camera']:.1f} ms = {sum(med.values()):.0f} ms per photo")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.bench:
+        if args.repeats < 1:
+            raise UsageError("--repeats must be >= 1")
+        return _bench(args.repeats)
+    if args.image is None or args.out is None:
+        raise UsageError("align needs --image PHOTO|FOLDER and --out DIR (or --bench)")
     if not args.image.exists():
         raise UsageError(f"no such image or folder: {args.image}")
     if args.out.exists() and not args.out.is_dir():

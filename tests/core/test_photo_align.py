@@ -14,7 +14,7 @@ from PIL import Image
 from core.__main__ import main as core_main
 from core.latent_files import load_camera
 from core.tools.photo.align import MIN_FACE_PX, AlignError, align_image, choose_face
-from core.tools.photo.crop import eg3d_crop
+from core.tools.photo.crop import CropTransform, eg3d_crop
 
 from .photo_fixtures import astronaut, detector, mirrored, resized
 
@@ -140,9 +140,15 @@ def test_odd_formats_are_converted(tmp_path, capsys, kind):
     rc, _, err = _run(capsys, "--image", photo, "--out", out)
     assert rc == 0, err
     crop = np.asarray(Image.open(out / "crop.png")).astype(float)
-    ref = align_image(rgb, "ref", detector=detector())
-    expected = eg3d_crop(want, ref.transform).astype(float)          # same face, same framing within a few px
-    assert np.abs(crop - expected).mean() < 8
+    meta = json.loads((out / "camera.json").read_text())
+    tf = CropTransform(tuple(meta["crop"]["scale"]), tuple(meta["crop"]["offset"]), 512, (512, 512))
+    # the converted pixels: the crop is the expected 8-bit RGB image under the transform that was used
+    assert np.abs(crop - eg3d_crop(want, tf)).mean() < 2.5
+    # the framing: the same face, framed as in the RGB photo within 3 % of the crop box
+    ref = align_image(rgb, "ref", detector=detector()).transform
+    side = ref.scale[0] * 512
+    assert np.abs(np.subtract(tf.offset, ref.offset)).max() < 0.03 * side
+    assert tf.scale[0] == pytest.approx(ref.scale[0], rel=0.03)
 
 
 def test_folder_of_photos_becomes_a_dataset(tmp_path, capsys):
