@@ -15,7 +15,8 @@ Faces are found with MTCNN (weights from the facenet-pytorch wheel, see requirem
 is the largest with confidence > 0.9 (EG3D's rule) unless another is nearly as large: then pick one with --face K
 (0 = largest) or --face largest. The camera comes from fitting a 3D five-point template to the landmarks and EG3D's
 conversion; its pitch is typically biased on real photos: keep camera optimisation on when inverting, or apply a
-model's calibration (python -m core calibrate-pose) with --calibration. Nothing is written when a photo fails
+model's calibration (python -m core calibrate-pose): --network M uses M's <M>.pose.json when there is one,
+--calibration FILE a given file. Nothing is written when a photo fails
 (in a folder, unless --skip-failures).
 
 --bench times detection, crop and camera per photo on scikit-image's astronaut portrait (512x512) and a 1280x886
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -61,8 +63,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--image", type=Path, help="a photo, or a folder of photos")
     p.add_argument("--face", type=_face, default=None, metavar="K",
                    help="which face: index (0 = largest, see landmarks.png) or 'largest' (EG3D's rule)")
+    p.add_argument("--network", type=Path, default=None, metavar="PKL",
+                   help="the model the photos are for: its pose calibration (PKL.pose.json) is used when present")
     p.add_argument("--calibration", type=Path, default=None, metavar="FILE",
-                   help="a model's pose calibration (<network>.pose.json from calibrate-pose)")
+                   help="a pose calibration file (from calibrate-pose)")
     p.add_argument("--skip-failures", action="store_true", help="folder: leave out photos that fail (reported)")
     p.add_argument("--out", type=Path, help="output folder")
     p.add_argument("--bench", action="store_true", help="time detection + crop + camera on two built-in photos")
@@ -138,7 +142,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no such image or folder: {args.image}")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a folder")
-    calibration = PoseCalibration.load(args.calibration) if args.calibration is not None else None
+    if args.network is not None and args.calibration is not None:
+        raise UsageError("give --network (its calibration, when present) or --calibration FILE, not both")
+    if args.network is not None and not args.network.is_file():
+        raise UsageError(f"no such network file: {args.network}")
+    calibration = (PoseCalibration.load(args.calibration) if args.calibration is not None
+                   else PoseCalibration.for_network(args.network) if args.network is not None else None)
+    if calibration is not None:
+        print(f"pose calibration: pitch {math.degrees(calibration.pitch):+.2f} deg, yaw "
+              f"{math.degrees(calibration.yaw):+.2f} deg")
     check_output_location(args.out / "crop.png")
     detector = MTCNN()
     if args.image.is_file():

@@ -25,9 +25,9 @@ def _run(capsys, *argv) -> tuple[int, str, str]:
     return rc, out.out, out.err
 
 
-def _fails(capsys, tmp_path, photo, pattern: str) -> None:
+def _fails(capsys, tmp_path, photo, pattern: str, *extra) -> None:
     out = tmp_path / "out"
-    rc, _, err = _run(capsys, "--image", photo, "--out", out)
+    rc, _, err = _run(capsys, "--image", photo, *extra, "--out", out)
     assert rc == 2
     lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and not ln.startswith("align:")]
     assert len(lines) == 1 and lines[0].startswith("error: "), err                 # progress bars aside
@@ -200,3 +200,24 @@ def test_choose_face_rules():
     assert choose_face([weak, big], None, "p") == 1                 # confidence must exceed 0.9
     with pytest.raises(AlignError, match=r"no face found \(best candidate score 0.50"):
         choose_face([weak], None, "p")
+
+
+def test_calibration_is_applied_from_file_or_beside_the_network(tmp_path, capsys):
+    from core.tools.photo.camera import PoseCalibration
+    Image.fromarray(astronaut()).save(photo := tmp_path / "astro.png")
+    rc, _, err = _run(capsys, "--image", photo, "--out", tmp_path / "plain")
+    assert rc == 0, err
+    plain = json.loads((tmp_path / "plain" / "camera.json").read_text())["head_pose_deg"]
+    net = tmp_path / "model.pkl"
+    net.write_bytes(b"not read by align")
+    PoseCalibration.path_for(net).write_text(PoseCalibration(pitch=np.radians(-15.0), yaw=np.radians(2.0)).to_json())
+    for flag, value, out in (("--network", net, "n"), ("--calibration", PoseCalibration.path_for(net), "c")):
+        rc, stdout, err = _run(capsys, "--image", photo, flag, value, "--out", tmp_path / out)
+        assert rc == 0, err
+        assert "pose calibration: pitch -15.00 deg" in stdout
+        meta = json.loads((tmp_path / out / "camera.json").read_text())
+        assert meta["head_pose_deg"]["pitch"] == pytest.approx(plain["pitch"] - 15.0, abs=0.01)
+        assert meta["head_pose_deg"]["yaw"] == pytest.approx(plain["yaw"] + 2.0, abs=0.01)
+        assert meta["calibration"]["pitch_offset_deg"] == pytest.approx(-15.0)
+    (bad := tmp_path / "bad.json").write_text("[1, 2]")
+    _fails(capsys, tmp_path, photo, "is not a pose calibration", "--calibration", bad)
