@@ -108,7 +108,7 @@ def _bench(repeats: int) -> int:
     from ..tools.photo.crop import crop_transform, eg3d_crop
 
     detector = MTCNN()
-    print(f"torch threads {torch.get_num_threads()}; median of {repeats} runs after one warm-up")
+    print(f"detector on {detector.threads} torch thread(s); median of {repeats} runs after one warm-up")
     for name, img in bench_photos().items():
         h, w = img.shape[:2]
         times: dict[str, list[float]] = {"detect": [], "crop": [], "camera": []}
