@@ -74,13 +74,17 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def _json_text(obj: dict) -> str:
+    """One top-level key per line, each value compact (a label stays on one line)."""
+    return "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in obj.items()) + "\n}\n"
+
+
 def _write_single(stage: Path, photo: np.ndarray, al: Alignment) -> None:
     Image.fromarray(al.crop).save(stage / "crop.png")
     Image.fromarray(draw_overlay(photo, al)).save(stage / "landmarks.png")
     save_camera(stage / "camera.npy", torch.from_numpy(al.label))
     summary = al.summary()
-    (stage / "camera.json").write_text(json.dumps({"labels": [["crop.png", summary.pop("label")]], **summary},
-                                                  indent=1))
+    (stage / "camera.json").write_text(_json_text({"labels": [["crop.png", summary.pop("label")]], **summary}))
 
 
 def _crop_names(rel_paths: list[str]) -> list[str]:
@@ -185,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         if not labels:
             raise UsageError(f"no photo in {args.image} could be aligned ({failed[0]}{' ...' if len(failed) > 1 else ''})")
         (stage / "dataset.json").write_text(json.dumps({"labels": labels}))
-        (stage / "align.json").write_text(json.dumps({"photos": details, "skipped": failed}, indent=1))
+        (stage / "align.json").write_text(_json_text({**details, "skipped": failed}))
     for line in failed:
         print(f"skipped {line}")
     print(f"aligned {len(labels)} of {len(rel)} photos; wrote {len(labels)} crops and dataset.json to {args.out}")

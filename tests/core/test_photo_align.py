@@ -221,3 +221,16 @@ def test_calibration_is_applied_from_file_or_beside_the_network(tmp_path, capsys
         assert meta["calibration"]["pitch_offset_deg"] == pytest.approx(-15.0)
     (bad := tmp_path / "bad.json").write_text("[1, 2]")
     _fails(capsys, tmp_path, photo, "is not a pose calibration", "--calibration", bad)
+
+
+def test_group_photo_of_the_benchmark():
+    from core.commands.align import bench_photos
+    group = bench_photos()["group 1280x886 (6 faces)"]
+    assert group.shape == (886, 1280, 3)
+    with pytest.raises(AlignError, match="6 faces found"):
+        align_image(group, "group", detector=detector())
+    al = align_image(group, "group", face="largest", detector=detector())
+    assert sum(f.score > 0.9 for f in al.faces) == 6 and al.index == 0
+    centres = sorted((int((f.box[0] + f.box[2]) / 2 // 426), int((f.box[1] + f.box[3]) / 2 // 443))
+                     for f in al.faces if f.score > 0.9)
+    assert centres == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]      # one face in each tile
