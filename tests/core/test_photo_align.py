@@ -234,3 +234,13 @@ def test_group_photo_of_the_benchmark():
     centres = sorted((int((f.box[0] + f.box[2]) / 2 // 426), int((f.box[1] + f.box[3]) / 2 // 443))
                      for f in al.faces if f.score > 0.9)
     assert centres == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]      # one face in each tile
+
+
+def test_many_faces_message_stays_short():
+    from core.tools.photo.mtcnn import Face
+    faces = [Face((100.0 * i, 0.0, 100.0 * i + 90, 110.0), 0.99, np.zeros((5, 2))) for i in range(9)]
+    with pytest.raises(AlignError) as e:
+        choose_face(faces, None, "crowd.jpg")
+    msg = str(e.value)
+    assert msg.startswith("crowd.jpg: 9 faces found (0: 90x110 px at (0, 0) score 0.99,") and "... 4 more" in msg
+    assert "\n" not in msg and "5: " not in msg

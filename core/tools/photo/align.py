@@ -83,9 +83,10 @@ class Alignment:
         return out
 
 
-def _describe(faces: list[Face]) -> str:
-    return ", ".join(f"{i}: {f.width:.0f}x{f.height:.0f} px at ({f.box[0]:.0f}, {f.box[1]:.0f}) score {f.score:.2f}"
-                     for i, f in enumerate(faces))
+def _describe(faces: list[Face], most: int = 5) -> str:
+    text = ", ".join(f"{i}: {f.width:.0f}x{f.height:.0f} px at ({f.box[0]:.0f}, {f.box[1]:.0f}) score {f.score:.2f}"
+                     for i, f in enumerate(faces[:most]))
+    return text + (f", ... {len(faces) - most} more" if len(faces) > most else "")
 
 
 def choose_face(faces: list[Face], face: int | str | None, name: str, min_score: float = MIN_SCORE) -> int:
