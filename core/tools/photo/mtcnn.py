@@ -237,7 +237,7 @@ class MTCNN:
         a = np.asarray(img)
         if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
             raise ValueError(f"detect expects a uint8 RGB image [H, W, 3], got {a.dtype} {a.shape}")
-        x = Image.fromarray(a)
+        x = Image.fromarray(np.ascontiguousarray(a))
         h, w = a.shape[:2]
         threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
