@@ -1,7 +1,7 @@
 """EG3D's default camera conventions as plain numbers (no torch): every module that needs a default reads them here.
 
-* ``DEFAULT_FOV_DEG``: the field of view of ``gen_samples.py`` and the visualizer (``NVlabs/eg3d: eg3d/gen_samples.py``),
-  in EG3D's convention (:func:`core.cameras.fov_to_focal`).
+* ``DEFAULT_FOV_DEG``: the field of view of ``gen_samples.py`` and the visualizer
+  (``NVlabs/eg3d: eg3d/gen_samples.py``), in EG3D's convention (:func:`core.cameras.fov_to_focal`).
 * ``DEFAULT_RADIUS`` / ``DEFAULT_PIVOT``: the FFHQ camera orbit (``rendering_kwargs['avg_camera_radius']`` and
   ``['avg_camera_pivot']`` in ``NVlabs/eg3d: eg3d/train.py``).
 """

@@ -66,7 +66,8 @@ def mimic3d_G_dev(mimic3d_snapshot, device):
 def require(path: Path) -> Path:
     """Reference fixtures are part of the test contract: a missing one is a failure, never a skip."""
     if not path.exists():
-        pytest.fail(f"reference fixture missing: {path} (set TRIDENT_FIXTURES or put them in ../shared/fixtures beside the checkout)")
+        pytest.fail(f"reference fixture missing: {path} "
+                    f"(set TRIDENT_FIXTURES or put them in ../shared/fixtures beside the checkout)")
     return path
 
 

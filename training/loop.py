@@ -388,5 +388,5 @@ def training_loop(t: Trainer, batches, all_labels: np.ndarray, run_dir: Path, to
         save_training_snapshot(t, run_dir / snapshot_name(nimg))
 
     return run_ticks(t.progress, lambda: train_step(t, *next(it), all_labels), run_dir / "stats.jsonl", total_kimg,
-              snap_kimg, tick_kimg, t.rank == 0, snapshot, lambda: check_replicas(trainer_modules(t), t.rank, t.world_size), on_tick,
-              deadline)
+              snap_kimg, tick_kimg, t.rank == 0, snapshot, lambda: check_replicas(trainer_modules(t), t.rank, t.world_size),
+              on_tick, deadline)

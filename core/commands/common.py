@@ -44,7 +44,8 @@ def seeds_arg(text: str) -> list[int]:
 def fixtures_dir() -> Path:
     """The reference fixtures (EG3D and Mimic3D network pickles with their expected outputs): ``$TRIDENT_FIXTURES``,
     by default ``../shared/fixtures`` beside the checkout. The tests and ``bench``'s default network read them."""
-    return Path(os.environ.get("TRIDENT_FIXTURES") or Path(__file__).resolve().parents[2].parent / "shared" / "fixtures")
+    default = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+    return Path(os.environ.get("TRIDENT_FIXTURES") or default)
 
 
 def resolve_device(name: str) -> torch.device:

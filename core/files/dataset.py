@@ -526,16 +526,30 @@ class ImageDataset(Dataset):
 # image collections for metrics (dataset.json optional)
 
 
+def _image_names(src: _Source) -> list[str]:
+    names = [n for n in src.names if is_image_name(n)]
+    if not names:
+        raise DatasetError(f"{src.where}: no images (files with a PIL-known extension such as .png or .jpg)")
+    return names
+
+
+def list_images(path: str | os.PathLike) -> list[str]:
+    """The relative paths ('/' separators, sorted) of the images in a folder or zip; a :class:`DatasetError` when
+    there are none."""
+    src = _Source(path)
+    try:
+        return _image_names(src)
+    finally:
+        src.close()
+
+
 def iter_images(path: str | os.PathLike, limit: int | None = None,
                 alpha: str = "drop") -> Iterator[tuple[str, np.ndarray]]:
     """(relpath, uint8 [H, W, 3]) of the first ``limit`` images of a folder or zip in path order, decoded as
     :class:`ImageDataset` decodes them (labels are not needed: any image collection works)."""
     src = _Source(path)
     try:
-        names = [n for n in src.names if is_image_name(n)]
-        if not names:
-            raise DatasetError(f"{src.where}: no images (files with a PIL-known extension such as .png or .jpg)")
-        for name in names[:limit]:
+        for name in _image_names(src)[:limit]:
             yield name, decode_image(src.read(name), f"{src.where}: {name}", alpha)
     finally:
         src.close()

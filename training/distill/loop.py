@@ -390,6 +390,7 @@ def distill_loop(d: Distiller, run_dir: Path, total_kimg: float, snap_kimg: floa
     """Distil until ``total_kimg``; log every tick to stats.jsonl; every ``snap_kimg`` (and at the end) call
     ``on_snapshot`` (grid, held-out evaluation: returns a record to log) and write a snapshot."""
     stats_path = run_dir / "stats.jsonl"
+    replicated = (d.student,) + ((d.D,) if d.D is not None else ())   # identical in every process
 
     def snapshot(nimg: int) -> None:
         if on_snapshot is not None:
@@ -399,8 +400,7 @@ def distill_loop(d: Distiller, run_dir: Path, total_kimg: float, snap_kimg: floa
         save_distill_snapshot(d, run_dir / snapshot_name(nimg))
 
     return run_ticks(d.progress, lambda: distill_step(d), stats_path, total_kimg, snap_kimg, tick_kimg, d.rank == 0,
-              snapshot, lambda: check_replicas((d.student,) + ((d.D,) if d.D is not None else ()), d.rank, d.world_size), on_tick,
-              deadline)
+              snapshot, lambda: check_replicas(replicated, d.rank, d.world_size), on_tick, deadline)
 
 
 def write_config(run_dir: Path, cfg: DistillConfig) -> None:
