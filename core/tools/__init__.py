@@ -1,0 +1,1 @@
+"""Work built on the model API: videos, meshes, inversion, progress/cancel hooks, the benchmark harness."""

@@ -1,0 +1,228 @@
+"""Directions files: ``NAME.json`` (everything but the vectors) + ``NAME.npy`` (the vectors), and the per-model cache.
+
+``NAME.npy``: float32 [K, w_dim], one unit vector per row, in the order of the JSON's ``directions``.
+
+``NAME.json``::
+
+    {
+      "format": "trident-directions", "version": 1,
+      "model": {"sha256": "<hex SHA-256 of the model file>", "path": "<the path it was computed from>"},
+      "method": "sefa" | "ganspace" | "taught",
+      "vectors": {"file": "NAME.npy", "shape": [K, w_dim], "sha256": "<hex SHA-256 of the .npy file>"},
+      "settings": {...},      # how they were computed (layers, count, samples, conditioning camera)
+      "directions": [{"name": str, "layers": [start, stop], "sigma": float, "method": str, "source": str,
+                      "score": float}, ...]
+    }
+
+``layers`` is the ws range ``[start, stop)`` an edit moves; ``sigma`` the standard deviation of sampled w along the
+vector (an edit of strength x moves w by x * sigma); ``score`` the SeFa eigenvalue, the GANSpace variance, or a
+taught direction's training accuracy. Both files are written atomically (the ``.npy`` first, then the JSON, which
+records the ``.npy``'s hash, so a pair from two different saves is detected on loading).
+
+The cache keeps one file pair per (model hash, method, settings) under ``$TRIDENT_CACHE/directions/`` (default
+``~/.cache/trident/directions/``), so directions are computed once per model.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ...atomic import atomic_output
+from ...model import Model
+from .directions import (METHODS, Conditioning, Direction, DirectionMismatchError, EditError, check_layers, check_model,
+                         ganspace, sample_w, sefa)
+from .model_id import model_sha256
+
+__all__ = ["FORMAT", "DirectionFileError", "DirectionMismatchError", "DirectionSet", "save_directions",
+           "load_directions", "parse_direction_ref", "check_model", "cache_dir", "compute_directions",
+           "cached_directions"]
+
+FORMAT = "trident-directions"
+VERSION = 1
+
+
+class DirectionFileError(ValueError):
+    """A directions file that is missing, corrupt or inconsistent."""
+
+
+@dataclass(frozen=True)
+class DirectionSet:
+    """The contents of one directions file."""
+
+    directions: tuple[Direction, ...]
+    model_sha256: str
+    model_path: str
+    method: str
+    settings: tuple[tuple[str, Any], ...] = ()
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.suffix.lower() != ".json":
+        raise DirectionFileError(f"a directions file name ends in .json (the vectors go beside it in .npy): {p}")
+    return p
+
+
+def save_directions(path: str | os.PathLike, dset: DirectionSet) -> None:
+    """Write ``path`` (.json) and the ``.npy`` beside it, each atomically; the JSON last."""
+    p = _json_path(path)
+    if not dset.directions:
+        raise DirectionFileError("no directions to save")
+    for d in dset.directions:
+        if d.model_sha256 != dset.model_sha256:
+            raise DirectionFileError("all directions of a file must belong to its model")
+    vectors = np.stack([d.vector for d in dset.directions]).astype(np.float32)
+    buf = io.BytesIO()
+    np.save(buf, vectors)
+    npy_bytes = buf.getvalue()
+    npy_path = p.with_suffix(".npy")
+    doc = {
+        "format": FORMAT, "version": VERSION,
+        "model": {"sha256": dset.model_sha256, "path": dset.model_path},
+        "method": dset.method,
+        "vectors": {"file": npy_path.name, "shape": list(vectors.shape), "sha256": _sha256_bytes(npy_bytes)},
+        "settings": dict(dset.settings),
+        "directions": [{"name": d.name, "layers": list(d.layers), "sigma": d.sigma, "method": d.method,
+                        "source": d.source, "score": d.score} for d in dset.directions],
+    }
+    text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
+    with atomic_output(npy_path) as tmp:
+        tmp.write_bytes(npy_bytes)
+    with atomic_output(p) as tmp:
+        tmp.write_text(text)
+
+
+def _get(obj: Any, key: str, kind, where: str):
+    if not isinstance(obj, dict) or key not in obj:
+        raise DirectionFileError(f"{where}: missing {key!r}")
+    v = obj[key]
+    ok = isinstance(v, kind) and not (kind in (int, (int, float)) and isinstance(v, bool))
+    if not ok or (isinstance(v, float) and not math.isfinite(v)):
+        raise DirectionFileError(f"{where}: {key!r} has the wrong type")
+    return v
+
+
+def load_directions(path: str | os.PathLike) -> DirectionSet:
+    """Read a directions file pair; every problem is one :class:`DirectionFileError` line."""
+    p = _json_path(path)
+    if not p.is_file():
+        raise DirectionFileError(f"no such directions file: {p}")
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DirectionFileError(f"cannot read directions file {p}: {str(e).splitlines()[0]}") from None
+    where = f"directions file {p}"
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise DirectionFileError(f"{where} is not a Trident directions file")
+    if doc.get("version") != VERSION:
+        raise DirectionFileError(f"{where} has version {doc.get('version')!r}; this Trident reads version {VERSION}")
+    model = _get(doc, "model", dict, where)
+    sha = _get(model, "sha256", str, where)
+    method = _get(doc, "method", str, where)
+    vec_info = _get(doc, "vectors", dict, where)
+    npy_name = _get(vec_info, "file", str, where)
+    if Path(npy_name).name != npy_name:
+        raise DirectionFileError(f"{where}: the vectors file must lie beside it, got {npy_name!r}")
+    npy_path = p.with_name(npy_name)
+    try:
+        npy_bytes = npy_path.read_bytes()
+    except OSError:
+        raise DirectionFileError(f"{where}: its vectors file {npy_path} is missing") from None
+    if _sha256_bytes(npy_bytes) != _get(vec_info, "sha256", str, where):
+        raise DirectionFileError(f"{where}: its vectors file {npy_path.name} does not match it (written by "
+                                 "another save?)")
+    try:
+        vectors = np.load(io.BytesIO(npy_bytes), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DirectionFileError(f"{where}: cannot read {npy_path.name}: {str(e).splitlines()[0]}") from None
+    entries = _get(doc, "directions", list, where)
+    if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[0] != len(entries) or not entries:
+        raise DirectionFileError(f"{where}: {npy_path.name} must be float32 [{len(entries)}, w_dim]")
+    if not np.all(np.isfinite(vectors)):
+        raise DirectionFileError(f"{where}: {npy_path.name} contains NaN or infinite values")
+    out = []
+    for i, e in enumerate(entries):
+        w = f"{where}, direction {i}"
+        layers = _get(e, "layers", list, w)
+        if len(layers) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) for x in layers) \
+                or not 0 <= layers[0] < layers[1]:
+            raise DirectionFileError(f"{w}: 'layers' must be [start, stop) with 0 <= start < stop")
+        sigma = float(_get(e, "sigma", (int, float), w))
+        if sigma <= 0:
+            raise DirectionFileError(f"{w}: 'sigma' must be positive")
+        d_method = _get(e, "method", str, w)
+        if d_method not in METHODS:
+            raise DirectionFileError(f"{w}: unknown method {d_method!r}")
+        out.append(Direction.make(vectors[i], layers=(layers[0], layers[1]), sigma=sigma, method=d_method,
+                                  source=_get(e, "source", str, w), model_sha256=sha, name=_get(e, "name", str, w),
+                                  score=float(_get(e, "score", (int, float), w))))
+    settings = doc.get("settings", {})
+    if not isinstance(settings, dict):
+        raise DirectionFileError(f"{where}: 'settings' must be an object")
+    return DirectionSet(directions=tuple(out), model_sha256=sha, model_path=str(model.get("path", "")),
+                        method=method, settings=tuple(settings.items()))
+
+
+def parse_direction_ref(text: str) -> tuple[Path, int]:
+    """'FILE.json:i' -> (FILE.json, i)."""
+    m = re.fullmatch(r"(.+):(\d+)", str(text))
+    if not m:
+        raise DirectionFileError(f"bad direction {text!r} (use FILE.json:INDEX, e.g. sefa.json:0)")
+    return Path(m.group(1)), int(m.group(2))
+
+
+# -- computing with a cache ------------------------------------------------------------------------------------
+def cache_dir() -> Path:
+    root = os.environ.get("TRIDENT_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "trident") / "directions"
+
+
+def compute_directions(model: Model, method: str, layers: tuple[int, int] | None = None, num: int = 5,
+                       samples: int = 10000, seed: int = 0, cond: Conditioning = Conditioning()) -> DirectionSet:
+    """SeFa or GANSpace directions of ``model`` as a :class:`DirectionSet` (not cached)."""
+    sha = model_sha256(model)
+    layers = check_layers(layers, model.num_ws)
+    if num < 1:
+        raise EditError("the number of directions must be at least 1")
+    computers: dict[str, Callable[..., list[Direction]]] = {"sefa": sefa, "ganspace": ganspace}
+    if method not in computers:
+        raise EditError(f"unknown method {method!r} (sefa or ganspace; taught directions come from marked samples)")
+    w = sample_w(model, samples, seed=seed, cond=cond)
+    directions = computers[method](model, sha, layers=layers, num=num, w_samples=w, cond=cond)
+    settings = {"layers": list(layers), "num": num, "samples": samples, "seed": seed,
+                "conditioning": {"yaw": cond.yaw, "pitch": cond.pitch, "camera": cond.describe()}}
+    return DirectionSet(directions=tuple(directions), model_sha256=sha, model_path=str(model.path), method=method,
+                        settings=tuple(settings.items()))
+
+
+def cached_directions(model: Model, method: str, layers: tuple[int, int] | None = None, num: int = 5,
+                      samples: int = 10000, seed: int = 0, cond: Conditioning = Conditioning(),
+                      folder: str | os.PathLike | None = None) -> DirectionSet:
+    """:func:`compute_directions`, read from the cache when it was computed before for this model file."""
+    sha = model_sha256(model)
+    a, b = check_layers(layers, model.num_ws)
+    name = f"{method}_l{a}-{b}_n{num}_s{samples}_seed{seed}_c{cond.yaw:+.4f}{cond.pitch:+.4f}.json"
+    path = Path(folder if folder is not None else cache_dir()) / sha[:32] / name
+    if path.is_file():
+        try:
+            dset = load_directions(path)
+            if dset.model_sha256 == sha:
+                return dset
+        except DirectionFileError:
+            pass  # a damaged cache entry is recomputed and replaced
+    dset = compute_directions(model, method, (a, b), num, samples, seed, cond)
+    save_directions(path, dset)
+    return dset
