@@ -244,7 +244,7 @@ def project_out(v: np.ndarray, others: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def fit_direction(w_has: np.ndarray, w_lacks: np.ndarray, method: str = "logistic",
-                  l2: float = 1e-2) -> tuple[np.ndarray, float]:
+                  l2: float = 1e-3) -> tuple[np.ndarray, float]:
     """Unit direction in W from samples that have [n1, w_dim] / lack [n0, w_dim] the attribute, pointing to "has";
     and the fraction of the marked samples it classifies right.
 
@@ -259,12 +259,13 @@ def fit_direction(w_has: np.ndarray, w_lacks: np.ndarray, method: str = "logisti
         raise EditError("teaching a direction needs at least one sample that has the attribute and one that lacks it")
     x = np.concatenate([w_has, w_lacks])
     y = np.concatenate([np.ones(len(w_has)), np.zeros(len(w_lacks))])
-    mu = x.mean(axis=0)
     if method == "mean":
         v = w_has.mean(axis=0) - w_lacks.mean(axis=0)
+        proj = x @ v   # threshold halfway between the class means
+        predicted = proj > (proj[y == 1].mean() + proj[y == 0].mean()) / 2
     elif method == "logistic":
         scale = float(x.std()) or 1.0
-        xa = np.concatenate([(x - mu) / scale, np.ones((len(x), 1))], axis=1)
+        xa = np.concatenate([(x - x.mean(axis=0)) / scale, np.ones((len(x), 1))], axis=1)
         reg = np.full(xa.shape[1], float(l2))
         reg[-1] = 0.0
         beta = np.zeros(xa.shape[1])
@@ -277,20 +278,17 @@ def fit_direction(w_has: np.ndarray, w_lacks: np.ndarray, method: str = "logisti
             if np.linalg.norm(step) < 1e-10:
                 break
         v = beta[:-1]
+        predicted = xa @ beta > 0
     else:
         raise EditError(f"unknown fitting method {method!r} (logistic or mean)")
     n = np.linalg.norm(v)
     if n < 1e-12:
         raise EditError("the marked samples do not separate along any direction")
-    v = v / n
-    proj = (x - mu) @ v
-    threshold = (proj[y == 1].mean() + proj[y == 0].mean()) / 2
-    accuracy = float(np.mean((proj > threshold) == (y == 1)))
-    return v, accuracy
+    return v / n, float(np.mean(predicted == (y == 1)))
 
 
 def taught_direction(model_sha256: str, ws_has: np.ndarray, ws_lacks: np.ndarray, layers: tuple[int, int],
-                     w_samples: np.ndarray, name: str = "taught", method: str = "logistic", l2: float = 1e-2,
+                     w_samples: np.ndarray, name: str = "taught", method: str = "logistic", l2: float = 1e-3,
                      keep_fixed: Sequence[Direction] = ()) -> Direction:
     """A direction taught by marked latents ws [n, num_ws, w_dim] (seeds, mixes or inversions): each sample is
     its w averaged over ``layers``; the directions in ``keep_fixed`` are projected out (conditional editing)."""
