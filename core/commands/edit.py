@@ -107,14 +107,14 @@ def run(args: argparse.Namespace) -> int:
                 edited = apply_edits(ws, [Edit(direction, x)], sha)
                 for b in branches:
                     gen = torch.Generator(device=device).manual_seed(0)
-                    img = to_uint8(model.render(b, edited, cam, opts, generator=gen)["image"][0])
-                    if args.size and img.shape[0] != args.size:
-                        img = np.asarray(Image.fromarray(img).resize((args.size, args.size), Image.LANCZOS))
-                    panels[(b, r, c)] = img
+                    panels[(b, r, c)] = to_uint8(model.render(b, edited, cam, opts, generator=gen)["image"][0])
                     bar.update(1)
     finally:
         bar.close()
-    side = next(iter(panels.values())).shape[0]
+    side = args.size or max(p.shape[0] for p in panels.values())   # branches may differ (sr2d without SR)
+    for key, img in panels.items():
+        if img.shape[0] != side:
+            panels[key] = np.asarray(Image.fromarray(img).resize((side, side), Image.LANCZOS))
     title_h, label_w, gap = max(14, side // 6), max(40, side // 2), max(4, side // 16)
     blocks = []
     for b in branches:

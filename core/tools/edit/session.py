@@ -241,8 +241,8 @@ class _Reader:
               "num": isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
               "bool": isinstance(v, bool), "str": isinstance(v, str)}[kind]
         if not ok:
-            self.fail(f"{where}.{key}", f"must be {'a number' if kind == 'num' else 'a ' + kind}"
-                      + (" or null" if null else ""))
+            names = {"int": "an integer", "num": "a number", "bool": "true or false", "str": "a string"}
+            self.fail(f"{where}.{key}", f"must be {names[kind]}" + (" or null" if null else ""))
         return float(v) if kind == "num" else v
 
     def array(self, v: Any, where: str) -> np.ndarray:
