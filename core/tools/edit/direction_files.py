@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from ...atomic import atomic_output
 from ...model import Model
 from .directions import (METHODS, Conditioning, Direction, DirectionMismatchError, EditError, check_layers, check_model,
                          ganspace, sample_w, sefa)
+from .json_doc import DocReader, read_doc
 from .model_id import model_sha256
 
 __all__ = ["FORMAT", "DirectionFileError", "DirectionMismatchError", "DirectionSet", "save_directions",
@@ -95,8 +95,7 @@ def save_directions(path: str | os.PathLike, dset: DirectionSet) -> None:
         "method": dset.method,
         "vectors": {"file": npy_path.name, "shape": list(vectors.shape), "sha256": _sha256_bytes(npy_bytes)},
         "settings": dict(dset.settings),
-        "directions": [{"name": d.name, "layers": list(d.layers), "sigma": d.sigma, "method": d.method,
-                        "source": d.source, "score": d.score} for d in dset.directions],
+        "directions": [direction_doc(d) for d in dset.directions],
     }
     text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
     with atomic_output(npy_path) as tmp:
@@ -105,75 +104,64 @@ def save_directions(path: str | os.PathLike, dset: DirectionSet) -> None:
         tmp.write_text(text)
 
 
-def _get(obj: Any, key: str, kind, where: str):
-    if not isinstance(obj, dict) or key not in obj:
-        raise DirectionFileError(f"{where}: missing {key!r}")
-    v = obj[key]
-    ok = isinstance(v, kind) and not (kind in (int, (int, float)) and isinstance(v, bool))
-    if not ok or (isinstance(v, float) and not math.isfinite(v)):
-        raise DirectionFileError(f"{where}: {key!r} has the wrong type")
-    return v
+DIRECTION_KEYS = ("name", "layers", "sigma", "method", "source", "score")
+
+
+def direction_doc(d: Direction) -> dict:
+    """A direction's JSON entry, without its vector and model (the file or session holds those)."""
+    return {"name": d.name, "layers": list(d.layers), "sigma": d.sigma, "method": d.method, "source": d.source,
+            "score": d.score}
+
+
+def direction_from_doc(r: DocReader, e: Any, where: str, vector: np.ndarray, model_sha256: str,
+                       extra_keys: tuple[str, ...] = ()) -> Direction:
+    """The inverse of :func:`direction_doc` (strict: exactly those keys, plus ``extra_keys``)."""
+    e = r.fields(e, where, DIRECTION_KEYS + extra_keys)
+    sigma = r.value(e, "sigma", where, "num")
+    if sigma <= 0:
+        r.fail(f"{where}.sigma", "must be positive")
+    method = r.value(e, "method", where, "str")
+    if method not in METHODS:
+        r.fail(f"{where}.method", f"unknown method {method!r}")
+    if vector.ndim != 1:
+        r.fail(where, "its vector must be [w_dim]")
+    return Direction.make(vector, layers=r.pair(e, "layers", where, increasing=True), sigma=sigma, method=method,
+                          source=r.value(e, "source", where, "str"), model_sha256=model_sha256,
+                          name=r.value(e, "name", where, "str"), score=r.value(e, "score", where, "num"))
 
 
 def load_directions(path: str | os.PathLike) -> DirectionSet:
     """Read a directions file pair; every problem is one :class:`DirectionFileError` line."""
     p = _json_path(path)
-    if not p.is_file():
-        raise DirectionFileError(f"no such directions file: {p}")
-    try:
-        doc = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DirectionFileError(f"cannot read directions file {p}: {str(e).splitlines()[0]}") from None
-    where = f"directions file {p}"
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise DirectionFileError(f"{where} is not a Trident directions file")
-    if doc.get("version") != VERSION:
-        raise DirectionFileError(f"{where} has version {doc.get('version')!r}; this Trident reads version {VERSION}")
-    model = _get(doc, "model", dict, where)
-    sha = _get(model, "sha256", str, where)
-    method = _get(doc, "method", str, where)
-    vec_info = _get(doc, "vectors", dict, where)
-    npy_name = _get(vec_info, "file", str, where)
+    doc, r = read_doc(p, FORMAT, VERSION, DirectionFileError, "directions file")
+    model = r.obj(doc, "model", "", ("sha256", "path"))
+    sha = r.value(model, "sha256", "model", "str")
+    vec_info = r.obj(doc, "vectors", "", ("file", "shape", "sha256"))
+    npy_name = r.value(vec_info, "file", "vectors", "str")
     if Path(npy_name).name != npy_name:
-        raise DirectionFileError(f"{where}: the vectors file must lie beside it, got {npy_name!r}")
+        r.fail("vectors.file", f"the vectors file must lie beside it, got {npy_name!r}")
     npy_path = p.with_name(npy_name)
     try:
         npy_bytes = npy_path.read_bytes()
     except OSError:
-        raise DirectionFileError(f"{where}: its vectors file {npy_path} is missing") from None
-    if _sha256_bytes(npy_bytes) != _get(vec_info, "sha256", str, where):
-        raise DirectionFileError(f"{where}: its vectors file {npy_path.name} does not match it (written by "
-                                 "another save?)")
+        r.fail("vectors", f"its vectors file {npy_path} is missing")
+    if _sha256_bytes(npy_bytes) != r.value(vec_info, "sha256", "vectors", "str"):
+        r.fail("vectors", f"{npy_path.name} does not match it (written by another save?)")
     try:
         vectors = np.load(io.BytesIO(npy_bytes), allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
-        raise DirectionFileError(f"{where}: cannot read {npy_path.name}: {str(e).splitlines()[0]}") from None
-    entries = _get(doc, "directions", list, where)
-    if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[0] != len(entries) or not entries:
-        raise DirectionFileError(f"{where}: {npy_path.name} must be float32 [{len(entries)}, w_dim]")
+        r.fail("vectors", f"cannot read {npy_path.name}: {str(e).splitlines()[0]}")
+    entries = doc.get("directions")
+    if not isinstance(entries, list) or not entries:
+        r.fail("directions", "must be a non-empty list")
+    if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[0] != len(entries):
+        r.fail("vectors", f"{npy_path.name} must be float32 [{len(entries)}, w_dim]")
     if not np.all(np.isfinite(vectors)):
-        raise DirectionFileError(f"{where}: {npy_path.name} contains NaN or infinite values")
-    out = []
-    for i, e in enumerate(entries):
-        w = f"{where}, direction {i}"
-        layers = _get(e, "layers", list, w)
-        if len(layers) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) for x in layers) \
-                or not 0 <= layers[0] < layers[1]:
-            raise DirectionFileError(f"{w}: 'layers' must be [start, stop) with 0 <= start < stop")
-        sigma = float(_get(e, "sigma", (int, float), w))
-        if sigma <= 0:
-            raise DirectionFileError(f"{w}: 'sigma' must be positive")
-        d_method = _get(e, "method", str, w)
-        if d_method not in METHODS:
-            raise DirectionFileError(f"{w}: unknown method {d_method!r}")
-        out.append(Direction.make(vectors[i], layers=(layers[0], layers[1]), sigma=sigma, method=d_method,
-                                  source=_get(e, "source", str, w), model_sha256=sha, name=_get(e, "name", str, w),
-                                  score=float(_get(e, "score", (int, float), w))))
-    settings = doc.get("settings", {})
-    if not isinstance(settings, dict):
-        raise DirectionFileError(f"{where}: 'settings' must be an object")
-    return DirectionSet(directions=tuple(out), model_sha256=sha, model_path=str(model.get("path", "")),
-                        method=method, settings=tuple(settings.items()))
+        r.fail("vectors", f"{npy_path.name} contains NaN or infinite values")
+    out = tuple(direction_from_doc(r, e, f"directions[{i}]", vectors[i], sha) for i, e in enumerate(entries))
+    settings = r.obj(doc, "settings", "")
+    return DirectionSet(directions=out, model_sha256=sha, model_path=r.value(model, "path", "model", "str"),
+                        method=r.value(doc, "method", "", "str"), settings=tuple(settings.items()))
 
 
 def parse_direction_ref(text: str) -> tuple[Path, int]:

@@ -33,9 +33,7 @@ Loading is strict: any problem is one :class:`SessionFileError` line. A session 
 """
 from __future__ import annotations
 
-import base64
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +49,9 @@ from ...latent_files import LatentFileError, parse_camera
 from ...model import BRANCHES, Model
 from ...triplane import RenderOptions
 from .apply import Edit, apply_edits
-from .directions import METHODS, Direction, EditError
+from .direction_files import DIRECTION_KEYS, direction_doc, direction_from_doc
+from .directions import Direction, EditError
+from .json_doc import DocReader, array_doc, read_doc
 
 __all__ = ["FORMAT", "SessionFileError", "SessionLatent", "SessionCamera", "SessionRender", "EditState", "Session",
            "save_session", "load_session", "open_session", "latent_ws", "session_ws", "session_camera",
@@ -176,11 +176,6 @@ def session_options(render: SessionRender) -> RenderOptions:
 
 
 # -- writing -----------------------------------------------------------------------------------------------
-def _array(a: np.ndarray) -> dict:
-    a = np.ascontiguousarray(a, dtype="<f4")
-    return {"dtype": "float32", "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode("ascii")}
-
-
 def _to_doc(session: Session) -> dict:
     s = session.state
     directions: list[Direction] = []
@@ -194,15 +189,14 @@ def _to_doc(session: Session) -> dict:
         "latent": {"seed": lat.seed, "psi": lat.psi, "cutoff": lat.cutoff, "interp_seed": lat.interp_seed,
                    "interp_t": lat.interp_t, "mix_seed": lat.mix_seed, "mix_range": list(lat.mix_range),
                    "cond_yaw": lat.cond_yaw, "cond_pitch": lat.cond_pitch,
-                   "ws": None if lat.ws is None else _array(lat.ws)},
+                   "ws": None if lat.ws is None else array_doc(lat.ws)},
         "camera": {"yaw": s.camera.yaw, "pitch": s.camera.pitch, "radius": s.camera.radius,
                    "fov_deg": s.camera.fov_deg, "label": None if s.camera.label is None else list(s.camera.label)},
         "render": {"resolution": s.render.resolution, "depth_samples": s.render.depth_samples,
                    "importance_samples": s.render.importance_samples, "deterministic": s.render.deterministic,
                    "noise_mode": s.render.noise_mode, "branches": list(s.render.branches), "view": s.render.view},
-        "directions": [{"name": d.name, "layers": list(d.layers), "sigma": d.sigma, "method": d.method,
-                        "source": d.source, "score": d.score, "model_sha256": d.model_sha256,
-                        "vector": _array(d.vector)} for d in directions],
+        "directions": [dict(direction_doc(d), model_sha256=d.model_sha256, vector=array_doc(d.vector))
+                       for d in directions],
         "edits": [{"direction": directions.index(e.direction), "strength": e.strength} for e in s.edits],
     }
 
@@ -215,80 +209,13 @@ def save_session(path: str | os.PathLike, session: Session) -> None:
 
 
 # -- reading (strict) --------------------------------------------------------------------------------------
-class _Reader:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def fail(self, where: str, what: str):
-        raise SessionFileError(f"session file {self.path}: {where}{': ' if where else ''}{what}")
-
-    def obj(self, doc: Any, key: str, where: str, keys: tuple[str, ...]) -> dict:
-        v = doc.get(key) if isinstance(doc, dict) else None
-        if not isinstance(v, dict):
-            self.fail(where, f"{key!r} must be an object")
-        unknown = sorted(set(v) - set(keys))
-        missing = [k for k in keys if k not in v]
-        if unknown or missing:
-            self.fail(f"{where}.{key}" if where else key,
-                      f"unknown key {unknown[0]!r}" if unknown else f"missing {missing[0]!r}")
-        return v
-
-    def value(self, d: dict, key: str, where: str, kind: str, null: bool = False):
-        v = d[key]
-        if v is None and null:
-            return None
-        ok = {"int": isinstance(v, int) and not isinstance(v, bool),
-              "num": isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
-              "bool": isinstance(v, bool), "str": isinstance(v, str)}[kind]
-        if not ok:
-            names = {"int": "an integer", "num": "a number", "bool": "true or false", "str": "a string"}
-            self.fail(f"{where}.{key}", f"must be {names[kind]}" + (" or null" if null else ""))
-        return float(v) if kind == "num" else v
-
-    def array(self, v: Any, where: str) -> np.ndarray:
-        if not isinstance(v, dict) or set(v) != {"dtype", "shape", "base64"} or v["dtype"] != "float32" \
-                or not isinstance(v["shape"], list) or not all(isinstance(n, int) and n > 0 for n in v["shape"]) \
-                or not isinstance(v["base64"], str):
-            self.fail(where, "must be an array {dtype: float32, shape, base64}")
-        try:
-            raw = base64.b64decode(v["base64"], validate=True)
-        except ValueError:
-            self.fail(where, "its base64 data is corrupt")
-        if len(raw) != 4 * int(np.prod(v["shape"])):
-            self.fail(where, f"its data does not have the size of shape {v['shape']}")
-        a = np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(v["shape"])
-        if not np.all(np.isfinite(a)):
-            self.fail(where, "contains NaN or infinite values")
-        return a
+_LATENT_KEYS = ("seed", "psi", "cutoff", "interp_seed", "interp_t", "mix_seed", "mix_range", "cond_yaw",
+                "cond_pitch", "ws")
+_RENDER_KEYS = ("resolution", "depth_samples", "importance_samples", "deterministic", "noise_mode", "branches",
+                "view")
 
 
-def load_session(path: str | os.PathLike) -> Session:
-    """Read a session file strictly (see the module docs); every problem is one :class:`SessionFileError` line."""
-    p = Path(path)
-    if not p.is_file():
-        raise SessionFileError(f"no such session file: {p}")
-    try:
-        doc = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SessionFileError(f"session file {p} is not valid JSON ({str(e).splitlines()[0]})") from None
-    r = _Reader(p)
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        r.fail("", "not a Trident session file")
-    if doc.get("version") != VERSION:
-        r.fail("", f"version {doc.get('version')!r}; this Trident reads version {VERSION}")
-    top = ("format", "version", "model", "latent", "camera", "render", "directions", "edits")
-    extra = sorted(set(doc) - set(top))
-    if extra:
-        r.fail("", f"unknown key {extra[0]!r}")
-    m = r.obj(doc, "model", "", ("path", "sha256"))
-    model_path, sha = r.value(m, "path", "model", "str"), r.value(m, "sha256", "model", "str")
-
-    lk = ("seed", "psi", "cutoff", "interp_seed", "interp_t", "mix_seed", "mix_range", "cond_yaw", "cond_pitch", "ws")
-    la = r.obj(doc, "latent", "", lk)
-    mix = la["mix_range"]
-    if not (isinstance(mix, list) and len(mix) == 2 and all(isinstance(x, int) and not isinstance(x, bool)
-                                                            for x in mix)):
-        r.fail("latent.mix_range", "must be [lo, hi] integers")
+def _latent(r: DocReader, la: dict) -> SessionLatent:
     ws = None if la["ws"] is None else r.array(la["ws"], "latent.ws")
     if ws is not None and ws.ndim not in (1, 2):
         r.fail("latent.ws", "must be w [w_dim] or W+ [num_ws, w_dim]")
@@ -296,12 +223,13 @@ def load_session(path: str | os.PathLike) -> Session:
                   cutoff=r.value(la, "cutoff", "latent", "int", null=True),
                   interp_seed=r.value(la, "interp_seed", "latent", "int"),
                   interp_t=r.value(la, "interp_t", "latent", "num"),
-                  mix_seed=r.value(la, "mix_seed", "latent", "int", null=True), mix_range=(mix[0], mix[1]),
-                  cond_yaw=r.value(la, "cond_yaw", "latent", "num"),
+                  mix_seed=r.value(la, "mix_seed", "latent", "int", null=True),
+                  mix_range=r.pair(la, "mix_range", "latent"), cond_yaw=r.value(la, "cond_yaw", "latent", "num"),
                   cond_pitch=r.value(la, "cond_pitch", "latent", "num"))
-    latent = SessionLatent(**fields) if ws is None else SessionLatent.from_ws(ws, **fields)
+    return SessionLatent(**fields) if ws is None else SessionLatent.from_ws(ws, **fields)
 
-    ca = r.obj(doc, "camera", "", ("yaw", "pitch", "radius", "fov_deg", "label"))
+
+def _camera(r: DocReader, ca: dict) -> SessionCamera:
     label = ca["label"]
     if label is not None:
         if not isinstance(label, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
@@ -312,61 +240,56 @@ def load_session(path: str | os.PathLike) -> Session:
         except LatentFileError as e:
             r.fail("camera.label", str(e))
         label = tuple(float(x) for x in label)
-    camera = SessionCamera(yaw=r.value(ca, "yaw", "camera", "num"), pitch=r.value(ca, "pitch", "camera", "num"),
-                           radius=r.value(ca, "radius", "camera", "num", null=True),
-                           fov_deg=r.value(ca, "fov_deg", "camera", "num"), label=label)
+    return SessionCamera(yaw=r.value(ca, "yaw", "camera", "num"), pitch=r.value(ca, "pitch", "camera", "num"),
+                         radius=r.value(ca, "radius", "camera", "num", null=True),
+                         fov_deg=r.value(ca, "fov_deg", "camera", "num"), label=label)
 
-    rk = ("resolution", "depth_samples", "importance_samples", "deterministic", "noise_mode", "branches", "view")
-    re_ = r.obj(doc, "render", "", rk)
-    branches = re_["branches"]
+
+def _render(r: DocReader, rd: dict) -> SessionRender:
+    branches = rd["branches"]
     if not isinstance(branches, list) or not all(b in BRANCHES for b in branches):
         r.fail("render.branches", f"must be a list of branch names ({', '.join(BRANCHES)})")
-    noise = r.value(re_, "noise_mode", "render", "str")
+    noise = r.value(rd, "noise_mode", "render", "str")
     if noise not in NOISE_MODES:
         r.fail("render.noise_mode", f"must be one of {', '.join(NOISE_MODES)}")
-    render = SessionRender(resolution=r.value(re_, "resolution", "render", "int", null=True),
-                           depth_samples=r.value(re_, "depth_samples", "render", "int", null=True),
-                           importance_samples=r.value(re_, "importance_samples", "render", "int", null=True),
-                           deterministic=r.value(re_, "deterministic", "render", "bool"), noise_mode=noise,
-                           branches=tuple(branches), view=r.value(re_, "view", "render", "str"))
+    return SessionRender(resolution=r.value(rd, "resolution", "render", "int", null=True),
+                         depth_samples=r.value(rd, "depth_samples", "render", "int", null=True),
+                         importance_samples=r.value(rd, "importance_samples", "render", "int", null=True),
+                         deterministic=r.value(rd, "deterministic", "render", "bool"), noise_mode=noise,
+                         branches=tuple(branches), view=r.value(rd, "view", "render", "str"))
 
-    dirs_doc = doc.get("directions")
-    if not isinstance(dirs_doc, list):
-        r.fail("directions", "must be a list")
+
+def _list(r: DocReader, doc: dict, key: str) -> list:
+    v = doc.get(key)
+    if not isinstance(v, list):
+        r.fail(key, "must be a list")
+    return v
+
+
+def load_session(path: str | os.PathLike) -> Session:
+    """Read a session file strictly (see the module docs); every problem is one :class:`SessionFileError` line."""
+    doc, r = read_doc(path, FORMAT, VERSION, SessionFileError, "session file")
+    r.fields(doc, "", ("format", "version", "model", "latent", "camera", "render", "directions", "edits"))
+    m = r.obj(doc, "model", "", ("path", "sha256"))
     directions = []
-    dk = ("name", "layers", "sigma", "method", "source", "score", "model_sha256", "vector")
-    for i, d in enumerate(dirs_doc):
-        d = r.obj({"d": d}, "d", "", dk)
+    for i, d in enumerate(_list(r, doc, "directions")):
         where = f"directions[{i}]"
-        layers = d["layers"]
-        if not (isinstance(layers, list) and len(layers) == 2 and all(isinstance(x, int) and not isinstance(x, bool)
-                                                                      for x in layers) and 0 <= layers[0] < layers[1]):
-            r.fail(f"{where}.layers", "must be [start, stop) with 0 <= start < stop")
-        method = r.value(d, "method", where, "str")
-        if method not in METHODS:
-            r.fail(f"{where}.method", f"unknown method {method!r}")
-        sigma = r.value(d, "sigma", where, "num")
-        if sigma <= 0:
-            r.fail(f"{where}.sigma", "must be positive")
-        vec = r.array(d["vector"], f"{where}.vector")
-        if vec.ndim != 1:
-            r.fail(f"{where}.vector", "must be [w_dim]")
-        directions.append(Direction.make(vec, layers=(layers[0], layers[1]), sigma=sigma, method=method,
-                                         source=r.value(d, "source", where, "str"),
-                                         model_sha256=r.value(d, "model_sha256", where, "str"),
-                                         name=r.value(d, "name", where, "str"), score=r.value(d, "score", where, "num")))
-    edits_doc = doc.get("edits")
-    if not isinstance(edits_doc, list):
-        r.fail("edits", "must be a list")
+        d = r.fields(d, where, DIRECTION_KEYS + ("model_sha256", "vector"))
+        directions.append(direction_from_doc(r, d, where, r.array(d["vector"], f"{where}.vector"),
+                                             r.value(d, "model_sha256", where, "str"),
+                                             extra_keys=("model_sha256", "vector")))
     edits = []
-    for i, e in enumerate(edits_doc):
-        e = r.obj({"e": e}, "e", "", ("direction", "strength"))
+    for i, e in enumerate(_list(r, doc, "edits")):
+        e = r.fields(e, f"edits[{i}]", ("direction", "strength"))
         k = r.value(e, "direction", f"edits[{i}]", "int")
         if not 0 <= k < len(directions):
             r.fail(f"edits[{i}].direction", f"no direction {k} (the file has {len(directions)})")
         edits.append(Edit(directions[k], r.value(e, "strength", f"edits[{i}]", "num")))
-    return Session(model_path=model_path, model_sha256=sha,
-                   state=EditState(latent=latent, camera=camera, edits=tuple(edits), render=render))
+    state = EditState(latent=_latent(r, r.obj(doc, "latent", "", _LATENT_KEYS)),
+                      camera=_camera(r, r.obj(doc, "camera", "", ("yaw", "pitch", "radius", "fov_deg", "label"))),
+                      edits=tuple(edits), render=_render(r, r.obj(doc, "render", "", _RENDER_KEYS)))
+    return Session(model_path=r.value(m, "path", "model", "str"), model_sha256=r.value(m, "sha256", "model", "str"),
+                   state=state)
 
 
 def open_session(path: str | os.PathLike, model_sha256: str) -> tuple[Session, list[str]]:
