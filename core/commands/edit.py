@@ -20,7 +20,8 @@ from ..atomic import atomic_output, check_output_location
 from ..model import BRANCHES, BranchError, load_model
 from ..triplane import RenderOptions
 from ..tools.edit.apply import Edit, apply_edits
-from ..tools.edit.direction_files import check_model, load_directions, parse_direction_ref
+from ..tools.edit.direction_files import load_directions, parse_direction_ref
+from ..tools.edit.directions import check_model
 from ..tools.edit.model_id import model_sha256
 from ..video import label_panel
 from .common import UsageError, resolve_device, to_uint8

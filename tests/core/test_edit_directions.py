@@ -10,10 +10,10 @@ import torch
 from core.model import model_from_snapshot
 from core.tools.edit import direction_files
 from core.tools.edit.apply import Edit, apply_edits
-from core.tools.edit.direction_files import (DirectionFileError, DirectionMismatchError, DirectionSet,
-                                             cached_directions, load_directions, save_directions)
-from core.tools.edit.directions import (affine_layers, check_model, fit_direction, ganspace, project_out, sample_w,
-                                        sefa, taught_direction)
+from core.tools.edit.direction_files import DirectionFileError, DirectionSet, cached_directions, load_directions, \
+    save_directions
+from core.tools.edit.directions import (DirectionMismatchError, affine_layers, check_model, fit_direction, ganspace,
+                                        project_out, sample_w, sefa, taught_direction)
 from core.tools.edit.model_id import model_sha256
 from tests.core.edit_fixtures import tiny_model
 
@@ -156,4 +156,5 @@ def test_directions_are_computed_once_per_model(model, tmp_path, monkeypatch):
     again = cached_directions(model, "ganspace", num=2, samples=500, folder=tmp_path)
     assert again.directions == first.directions
     doc = json.loads(next(tmp_path.rglob("*.json")).read_text())
-    assert doc["settings"]["conditioning"]["camera"] == "frontal camera" and doc["model"]["sha256"] == first.model_sha256
+    assert doc["settings"]["conditioning"]["camera"] == "frontal camera"
+    assert doc["model"]["sha256"] == first.model_sha256

@@ -37,14 +37,12 @@ import numpy as np
 
 from ...atomic import atomic_output
 from ...model import Model
-from .directions import (METHODS, Conditioning, Direction, DirectionMismatchError, EditError, check_layers, check_model,
-                         ganspace, sample_w, sefa)
+from .directions import METHODS, Conditioning, Direction, EditError, check_layers, ganspace, sample_w, sefa
 from .json_doc import DocReader, read_doc
 from .model_id import model_sha256
 
-__all__ = ["FORMAT", "DirectionFileError", "DirectionMismatchError", "DirectionSet", "save_directions",
-           "load_directions", "parse_direction_ref", "check_model", "cache_dir", "compute_directions",
-           "cached_directions"]
+__all__ = ["FORMAT", "DirectionFileError", "DirectionSet", "save_directions", "load_directions", "direction_doc",
+           "direction_from_doc", "parse_direction_ref", "cache_dir", "compute_directions", "cached_directions"]
 
 FORMAT = "trident-directions"
 VERSION = 1

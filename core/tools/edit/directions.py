@@ -21,7 +21,7 @@ Both kinds are directions in W, so the same edit moves every branch (sr2d, direc
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -30,8 +30,9 @@ import torch
 from ...model import Model
 from ...triplane import RenderOptions
 
-__all__ = ["EditError", "DirectionMismatchError", "check_model", "Direction", "Conditioning", "affine_layers", "sample_w", "sefa", "ganspace",
-           "fit_direction", "project_out", "taught_direction", "check_layers"]
+__all__ = ["EditError", "DirectionMismatchError", "check_model", "Direction", "Conditioning", "check_layers",
+           "affine_layers", "sample_w", "sefa_matrix", "sefa", "ganspace", "fit_direction", "project_out",
+           "taught_direction"]
 
 METHODS = ("sefa", "ganspace", "taught")
 
@@ -69,7 +70,6 @@ class Direction:
     model_sha256: str                 # the model file it belongs to
     name: str = ""
     score: float = 0.0                # SeFa eigenvalue, GANSpace variance, taught: training accuracy
-    meta: tuple[tuple[str, object], ...] = field(default=())
 
     @classmethod
     def make(cls, vector, **kw) -> "Direction":
@@ -84,10 +84,6 @@ class Direction:
     @property
     def w_dim(self) -> int:
         return len(self.data) // 4
-
-    def label(self) -> str:
-        a, b = self.layers
-        return f"{self.name or self.method} (layers {a}:{b}, sigma {self.sigma:.3g})"
 
 
 def check_layers(layers: tuple[int, int] | None, num_ws: int) -> tuple[int, int]:
