@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,6 +144,22 @@ def test_direction_file_round_trip_and_another_models_directions_are_refused(mod
     with pytest.raises(DirectionFileError, match="not valid JSON") as e:
         load_directions(path)
     assert "\n" not in str(e.value)
+
+
+def test_a_failed_save_leaves_the_previous_pair(model, w_samples, tmp_path, monkeypatch):
+    sha = model_sha256(model)
+    dirs = sefa(model, sha, num=2, w_samples=w_samples)
+    path = tmp_path / "d.json"
+    save_directions(path, DirectionSet(tuple(dirs), sha, str(model.path), "sefa"))
+
+    def fail(self, *a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Path, "write_text", fail)
+    with pytest.raises(OSError):
+        save_directions(path, DirectionSet(tuple(dirs[::-1]), sha, str(model.path), "sefa"))
+    monkeypatch.undo()
+    assert load_directions(path).directions == tuple(dirs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.json", "d.npy"]
 
 
 def test_directions_are_computed_once_per_model(model, tmp_path, monkeypatch):

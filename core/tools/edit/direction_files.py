@@ -16,8 +16,9 @@
 
 ``layers`` is the ws range ``[start, stop)`` an edit moves; ``sigma`` the standard deviation of sampled w along the
 vector (an edit of strength x moves w by x * sigma); ``score`` the SeFa eigenvalue, the GANSpace variance, or a
-taught direction's training accuracy. Both files are written atomically (the ``.npy`` first, then the JSON, which
-records the ``.npy``'s hash, so a pair from two different saves is detected on loading).
+taught direction's training accuracy. Both files are written in full beside their targets, then renamed into place
+(the ``.npy`` first); the JSON records the ``.npy``'s hash, so a pair from two different saves is refused on
+loading.
 
 The cache keeps one file pair per (model hash, method, settings) under ``$TRIDENT_CACHE/directions/`` (default
 ``~/.cache/trident/directions/``), so directions are computed once per model.
@@ -96,10 +97,11 @@ def save_directions(path: str | os.PathLike, dset: DirectionSet) -> None:
         "directions": [direction_doc(d) for d in dset.directions],
     }
     text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
-    with atomic_output(npy_path) as tmp:
-        tmp.write_bytes(npy_bytes)
-    with atomic_output(p) as tmp:
-        tmp.write_text(text)
+    # Both files are complete before either is renamed into place (the .npy first): a failure while writing leaves
+    # the previous pair untouched.
+    with atomic_output(p) as tmp_json, atomic_output(npy_path) as tmp_npy:
+        tmp_npy.write_bytes(npy_bytes)
+        tmp_json.write_text(text)
 
 
 DIRECTION_KEYS = ("name", "layers", "sigma", "method", "source", "score")
