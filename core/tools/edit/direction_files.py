@@ -76,7 +76,7 @@ def _json_path(path: str | os.PathLike) -> Path:
 
 
 def save_directions(path: str | os.PathLike, dset: DirectionSet) -> None:
-    """Write ``path`` (.json) and the ``.npy`` beside it, each atomically; the JSON last."""
+    """Write ``path`` (.json) and the ``.npy`` beside it (see the module docs: a failed save changes nothing)."""
     p = _json_path(path)
     if not dset.directions:
         raise DirectionFileError("no directions to save")
@@ -134,6 +134,10 @@ def load_directions(path: str | os.PathLike) -> DirectionSet:
     """Read a directions file pair; every problem is one :class:`DirectionFileError` line."""
     p = _json_path(path)
     doc, r = read_doc(p, FORMAT, VERSION, DirectionFileError, "directions file")
+    r.fields(doc, "", ("format", "version", "model", "method", "vectors", "settings", "directions"))
+    method = r.value(doc, "method", "", "str")
+    if method not in METHODS:
+        r.fail("method", f"unknown method {method!r}")
     model = r.obj(doc, "model", "", ("sha256", "path"))
     sha = r.value(model, "sha256", "model", "str")
     vec_info = r.obj(doc, "vectors", "", ("file", "shape", "sha256"))
@@ -161,7 +165,7 @@ def load_directions(path: str | os.PathLike) -> DirectionSet:
     out = tuple(direction_from_doc(r, e, f"directions[{i}]", vectors[i], sha) for i, e in enumerate(entries))
     settings = r.obj(doc, "settings", "")
     return DirectionSet(directions=out, model_sha256=sha, model_path=r.value(model, "path", "model", "str"),
-                        method=r.value(doc, "method", "", "str"), settings=tuple(settings.items()))
+                        method=method, settings=tuple(settings.items()))
 
 
 def parse_direction_ref(text: str) -> tuple[Path, int]:

@@ -59,7 +59,7 @@ class DocReader:
               "num": isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
               "bool": isinstance(v, bool), "str": isinstance(v, str)}[kind]
         if not ok:
-            self.fail(f"{where}.{key}", f"must be {_KINDS[kind]}" + (" or null" if null else ""))
+            self.fail(f"{where}.{key}" if where else key, f"must be {_KINDS[kind]}" + (" or null" if null else ""))
         return float(v) if kind == "num" else v
 
     def pair(self, d: dict, key: str, where: str, increasing: bool = False) -> tuple[int, int]:
@@ -67,7 +67,7 @@ class DocReader:
         v = d.get(key)
         ok = isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
         if not ok or (increasing and not 0 <= v[0] < v[1]):
-            self.fail(f"{where}.{key}", "must be [start, stop) with 0 <= start < stop" if increasing
+            self.fail(f"{where}.{key}" if where else key, "must be [start, stop) with 0 <= start < stop" if increasing
                       else "must be two integers")
         return v[0], v[1]
 

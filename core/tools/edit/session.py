@@ -45,6 +45,7 @@ from torch import Tensor
 from ...atomic import atomic_output
 from ...cameras import DEFAULT_FOV_DEG
 from ...latent_files import LatentFileError, parse_camera
+from ...layers import NOISE_MODES
 from ...model import BRANCHES, Model
 from ...triplane import RenderOptions
 from .apply import Edit, apply_edits
@@ -58,7 +59,6 @@ __all__ = ["FORMAT", "SessionFileError", "SessionLatent", "SessionCamera", "Sess
 
 FORMAT = "trident-session"
 VERSION = 1
-NOISE_MODES = ("const", "random", "none")
 
 
 class SessionFileError(ValueError):
