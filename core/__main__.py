@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import sys
 
-from .commands import bench, invert, mesh, metrics, pack, samples, video
+from .commands import bench, directions, edit, invert, mesh, metrics, pack, samples, video
 from .commands.common import cli_main
 
-COMMANDS = (samples, bench, metrics, video, mesh, invert, pack)
+COMMANDS = (samples, bench, metrics, video, mesh, invert, pack, directions, edit)
 
 
 def main(argv: list[str] | None = None) -> int:
