@@ -18,6 +18,7 @@ from torch import Tensor
 from core.cameras import fov_to_focal
 from core.files.image_io import to_uint8
 from core.model import VOLUME_BRANCHES, Model, load_model
+from core.tools.edit.session import mixed_seed_ws
 from core.triplane import RenderOptions
 
 from .requests import BranchResult, LatentBank, LatentSpec, ModelInfo, RenderRequest, depth_range
@@ -87,15 +88,7 @@ class ModelBackend:
     def _ws(self, spec: LatentSpec) -> Tensor:
         if spec.stored is not None:
             return torch.from_numpy(self.bank.get(spec.stored))[None].to(self.model.device)
-        ws = self._seed_ws(spec.seed, spec)
-        if spec.interp_t != 0.0:
-            ws = torch.lerp(ws, self._seed_ws(spec.interp_seed, spec), float(spec.interp_t))
-        if spec.mix_seed is not None:
-            lo, hi = max(0, spec.mix_range[0]), min(self.model.num_ws, spec.mix_range[1])
-            if lo < hi:
-                ws = ws.clone()
-                ws[:, lo:hi] = self._seed_ws(spec.mix_seed, spec)[:, lo:hi]
-        return ws
+        return mixed_seed_ws(lambda seed: self._seed_ws(seed, spec), spec, self.model.num_ws)
 
     # -- rendering ------------------------------------------------------------------------------------------
     def _triplanes(self, spec: LatentSpec, ws: Tensor, noise_mode: str) -> list[Tensor]:

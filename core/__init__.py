@@ -14,9 +14,10 @@ The package map, by layer:
   without executing code), ``snapshot``, ``atomic`` (complete-or-absent writes), ``latent_files``, ``image_io``
   (photos, PNGs), ``dataset`` (EG3D datasets and image folders, one reader for training and metrics);
 * ``tools``: work built on the API: ``video``, ``mesh``, ``inversion``, ``progress`` (progress/cancel hooks),
-  ``bench`` (the benchmark harness), ``photo`` (face detection, the EG3D crop and a camera estimate for a photo);
-* ``metrics``: FID/KID, SWD, consistency, fidelity, LPIPS;
-* ``commands``: ``python -m core samples|video|mesh|invert|metrics|bench|pack|align|calibrate-pose``.
+  ``bench`` (the benchmark harness), ``photo`` (face detection, the EG3D crop and a camera estimate for a photo),
+  ``edit`` (editing directions, edits and their undo history, session files);
+* ``metrics``: FID/KID, SWD, recall (diversity), consistency, fidelity, LPIPS;
+* ``commands``: ``python -m core samples|video|mesh|invert|metrics|bench|pack|align|calibrate-pose|directions|edit``.
 
 This package imports no GUI library and nothing from ``app`` or ``training``.
 """

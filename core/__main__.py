@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import sys
 
-from .commands import align, bench, calibrate_pose, invert, mesh, metrics, pack, samples, video
+from .commands import align, bench, calibrate_pose, directions, edit, invert, mesh, metrics, pack, samples, video
 from .commands.common import cli_main
 
-COMMANDS = (samples, bench, metrics, video, mesh, invert, pack, align, calibrate_pose)
+COMMANDS = (samples, bench, metrics, video, mesh, invert, pack, align, calibrate_pose, directions, edit)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,10 @@ from ..model import Model
 from .common import UsageError, seeds_arg
 
 
-def add_latent_args(p: argparse.ArgumentParser, multiple: bool, seeds_flag: str = "--seeds") -> None:
-    """--seeds (or --seed) | --latent FILE (repeatable when ``multiple``), --camera FILE, --trunc, --trunc-cutoff."""
+def add_latent_args(p: argparse.ArgumentParser, multiple: bool, seeds_flag: str = "--seeds",
+                    session: bool = False) -> None:
+    """--seeds (or --seed) | --latent FILE (repeatable when ``multiple``) [| --session FILE when ``session``],
+    --camera FILE, --trunc, --trunc-cutoff."""
     g = p.add_mutually_exclusive_group(required=True)
     if seeds_flag == "--seeds":
         g.add_argument("--seeds", type=seeds_arg, help="e.g. 0-3 or 1,5,7-9")
@@ -20,6 +22,9 @@ def add_latent_args(p: argparse.ArgumentParser, multiple: bool, seeds_flag: str 
     g.add_argument("--latent", action="append" if multiple else "store", metavar="FILE",
                    help="latent.npy written by `invert` ([num_ws, w_dim]) instead of seeds"
                         + (" (repeat for several)" if multiple else ""))
+    if session:
+        g.add_argument("--session", metavar="FILE", help="a session file (viewer, core.tools.edit.session): its "
+                       "latent, edits, camera, render options and branches")
     p.add_argument("--camera", default=None, metavar="FILE",
                    help="camera.npy written by `invert` (25 floats), used with --latent")
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi for seeds (default 1)")

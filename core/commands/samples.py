@@ -3,7 +3,9 @@
 z = RandomState(seed).randn(z_dim); the mapping is conditioned on the frontal camera; the render camera is the
 look-at orbit at yaw pi/2 + Y, pitch pi/2 + P around the model's ``avg_camera_pivot`` at ``avg_camera_radius``.
 With ``--latent DIR/latent.npy`` (written by ``invert``) that latent is rendered instead, from ``--camera
-DIR/camera.npy`` when given (else from --yaw/--pitch), to ``latent.png``.
+DIR/camera.npy`` when given (else from --yaw/--pitch), to ``latent.png``. With ``--session F.json`` exactly what
+the session shows (latent, edits, camera, render options) is rendered for each of its branches, to
+``F_<branch>.png``; a session saved with another version of the model file is rendered with a warning.
 """
 from __future__ import annotations
 
@@ -21,13 +23,14 @@ from ..model import BRANCHES, BranchError, load_model
 from ..triplane import RenderOptions
 from .common import UsageError, resolve_device
 from .latent_args import add_latent_args, camera_from_args, latents_from_args
+from .session_render import render_session
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("samples", help="render images for seeds", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, help="Trident .pkl or EG3D network pickle")
-    add_latent_args(p, multiple=False)   # --seeds | --latent FILE [--camera FILE], --trunc, --trunc-cutoff
+    add_latent_args(p, multiple=False, session=True)  # --seeds | --latent FILE [--camera FILE] | --session FILE
     p.add_argument("--yaw", type=float, default=0.0, help="yaw offset from frontal, radians")
     p.add_argument("--pitch", type=float, default=0.0, help="pitch offset from frontal, radians")
     p.add_argument("--fov-deg", type=float, default=DEFAULT_FOV_DEG, help="field of view, EG3D convention")
@@ -62,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     opts = RenderOptions(resolution=args.nrr, deterministic=args.deterministic, noise_mode=args.noise_mode,
                          depth_resolution=args.samples[0] if args.samples else None,
                          depth_resolution_importance=args.samples[1] if args.samples else None)
+    if args.session is not None:
+        return render_session(model, args.session, args.outdir)
     cond = model.camera_label(0.0, 0.0, fov_deg=args.fov_deg)
     cam = model.camera_label(args.yaw, args.pitch, fov_deg=args.fov_deg)
     if args.latent is not None:  # an inversion's latent.npy, rendered from its camera.npy when given

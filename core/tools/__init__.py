@@ -1,2 +1,3 @@
-"""Work built on the model API: videos, meshes, inversion, progress/cancel hooks, the benchmark harness, and photo
-preparation for inversion (``photo``: face detection, the EG3D crop, a camera estimate)."""
+"""Work built on the model API: videos, meshes, inversion, progress/cancel hooks, the benchmark harness, photo
+preparation for inversion (``photo``: face detection, the EG3D crop, a camera estimate) and editing (``edit``:
+directions, edits, sessions)."""
