@@ -71,6 +71,7 @@ def test_recovers_known_latent_w_plus_mse(model, target):
     assert float(psnr(again, image, clamp=False).mean()) == pytest.approx(result.psnr, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_lpips_loss_and_pti_on_a_copy(model, target, tmp_path):
     _, cam, image = target
     before = {k: v.clone() for k, v in model.G.state_dict().items()}
@@ -107,6 +108,7 @@ def test_lpips_loss_and_pti_on_a_copy(model, target, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["camera.npy", "compare.png", "inversion.json", "latent.npy"]
 
 
+@pytest.mark.slow
 def test_cancel_midway_leaves_nothing(model, target, tmp_path):
     _, cam, image = target
     stop = threading.Event()

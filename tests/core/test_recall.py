@@ -69,6 +69,7 @@ def test_a_collapsed_generator_has_low_recall_and_the_data_has_one():
         precision_recall(a, b, one_head[:10])
 
 
+@pytest.mark.slow
 def test_metrics_command_reports_recall(tmp_path, eg3d_fixture_dir, capsys):
     """`core metrics --metrics recall`: 2 x --num reals split in halves, --num fakes at the data's cameras."""
     from core.__main__ import main

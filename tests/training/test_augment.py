@@ -53,6 +53,7 @@ def test_differentiable_and_deterministic():
         pipe(torch.zeros(1, 4, 8, 8))
 
 
+@pytest.mark.slow
 def test_ada_p_moves_and_resumes(tmp_path):
     from core.cameras import Camera
     from training.__main__ import main

@@ -180,6 +180,7 @@ def test_lpips_imitation_with_a_trunk_file(tmp_path):
 # stage 2 from stage 1
 
 
+@pytest.mark.slow
 def test_stage2_init_keeps_stage1_weights_and_adds_fresh_detail_blocks(stage1):
     data, snap1 = stage1
     init = load_snapshot(snap1)
