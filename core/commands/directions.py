@@ -6,7 +6,7 @@
 
 Each direction records its layer range (the ws layers an edit moves), its sigma (standard deviation of sampled w
 along it; strengths are in sigma) and the model file's SHA-256. ``--out NAME.json`` writes NAME.json + NAME.npy
-(format: core/tools/edit/direction_files.py, docs/editing.md). Results are cached per model file (``--cache-dir``,
+(format: core/tools/edit/direction_files.py, docs/edit.md). Results are cached per model file (``--cache-dir``,
 default ``$TRIDENT_CACHE/directions`` or ``~/.cache/trident/directions``), so asking again is immediate.
 """
 from __future__ import annotations
