@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from core.errors import TridentError
+from core.commands.common import OneLineParser
 
 from .state import VIEWS
 
@@ -43,7 +44,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python run_viz.py", description="Trident viewer: every branch of a 3D-aware "
+    p = OneLineParser(prog="python run_viz.py", description="Trident viewer: every branch of a 3D-aware "
                                 "GAN side by side, live.")
     p.add_argument("--pkl", help="Trident .pkl, EG3D or Mimic3D network pickle (default: the bundled model)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")

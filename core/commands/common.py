@@ -87,9 +87,21 @@ def choice_list(text: str, what: str, choices) -> list[str]:
     return out
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (``PROG: error: ...; see PROG --help``) and exit status 2,
+    like every other refused input; the full usage stays in ``--help``. Subcommand parsers inherit the class."""
+
+    def error(self, message: str):
+        import sys
+
+        line = " ".join(f"{self.prog}: error: {message}".split())
+        sys.stderr.write(f"{line} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
 def build_parser(prog: str, description: str, commands) -> argparse.ArgumentParser:
     """One subcommand per module; each module has ``add_parser(sub) -> parser`` and ``run(args) -> int``."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = OneLineParser(prog=prog, description=description)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in commands:
