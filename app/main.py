@@ -10,9 +10,10 @@ import math
 from pathlib import Path
 
 from core.errors import TridentError
-from core.commands.common import OneLineParser
+from core.commands.common import OneLineParser, bounded_int, finite_float
 
 from .state import VIEWS
+from .widgets.latent import MAX_SEED  # the seed field is a 32-bit signed int
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EXIT_USAGE, EXIT_FAILED = 2, 1
@@ -50,19 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
     p.add_argument("--screenshot", metavar="PNG", help="headless capture: render, save the window as PNG, exit")
-    p.add_argument("--frames", type=int, default=3,
+    p.add_argument("--frames", type=bounded_int("--frames", 1, 100_000), default=3,
                    help="with --screenshot: frames to run at least; the app also waits until every pane shows a "
                         "finished render (default 3)")
-    p.add_argument("--timeout", type=float, default=600.0, help="with --screenshot: give up after this many seconds")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: all cores but one)")
+    p.add_argument("--timeout", type=finite_float("--timeout", 0, lo_open=True), default=600.0, help="with --screenshot: give up after this many seconds")
+    p.add_argument("--threads", type=bounded_int("--threads", 0, 1024), default=0, help="torch CPU threads (default: all cores but one)")
     p.add_argument("--view", default="rgb", choices=VIEWS, help="what the panes show at start (default rgb)")
-    p.add_argument("--seed", type=int, default=0, help="latent seed at start (default 0)")
-    p.add_argument("--yaw", type=float, default=0.0, help="camera yaw at start, degrees from frontal")
-    p.add_argument("--pitch", type=float, default=0.0, help="camera pitch at start, degrees from frontal")
+    p.add_argument("--seed", type=bounded_int("--seed", 0, MAX_SEED), default=0, help="latent seed at start (default 0)")
+    p.add_argument("--yaw", type=finite_float("--yaw"), default=0.0, help="camera yaw at start, degrees from frontal")
+    p.add_argument("--pitch", type=finite_float("--pitch"), default=0.0, help="camera pitch at start, degrees from frontal")
     p.add_argument("--mesh", type=int, default=0, metavar="GRID",
                    help="once the model is loaded, extract the start latent's mesh on a GRID^3 grid and open the mesh "
                         "pane (with --screenshot the capture waits for it)")
-    p.add_argument("--mesh-level", type=float, default=10.0, help="iso level of --mesh (raw density; default 10)")
+    p.add_argument("--mesh-level", type=finite_float("--mesh-level"), default=10.0, help="iso level of --mesh (raw density; default 10)")
     return p
 
 
@@ -129,10 +130,6 @@ def run(args: argparse.Namespace) -> int:
     path = check_model_path(args.pkl) if args.pkl else str(default_model())
     if args.screenshot and not args.screenshot.lower().endswith(".png"):
         raise UsageError("--screenshot must name a .png file")
-    if args.frames < 1:
-        raise UsageError("--frames must be at least 1")
-    if args.seed < 0:
-        raise UsageError("--seed must be >= 0")
     if abs(args.pitch) >= 85:
         raise UsageError("--pitch must be within (-85, 85) degrees")
     if args.mesh and not 16 <= args.mesh <= 512:

@@ -252,6 +252,8 @@ def build_student(data: object, device: str | torch.device = "cpu") -> StudentGe
         cfg = from_dict(StudentConfig, data["config"], "student")
     except ConfigError as e:
         raise CheckpointError(f"bad student config in file: {e}") from None
+    from .limits import check_student_config  # local import: limits builds students on the meta device
+    check_student_config(cfg)
     student = StudentGenerator(cfg)
     load_state_strict(student, data["state"], "student")
     return student.eval().requires_grad_(False).to(device)

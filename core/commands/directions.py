@@ -19,7 +19,7 @@ from ..files.atomic import check_output_location
 from ..model import load_model
 from ..tools.edit.direction_files import cached_directions, compute_directions, save_directions
 from ..tools.edit.directions import Conditioning
-from .common import UsageError, resolve_device
+from .common import MAX_SEED, UsageError, bounded_int, finite_float, resolve_device
 
 
 def layer_range(text: str) -> tuple[int, int]:
@@ -37,12 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, choices=("sefa", "ganspace"))
     p.add_argument("--layers", type=layer_range, default=None, metavar="START:STOP",
                    help="ws layers [START, STOP) the directions come from and apply to (default: all)")
-    p.add_argument("--num", type=int, default=5, help="number of directions (default 5)")
-    p.add_argument("--samples", type=int, default=10000,
+    p.add_argument("--num", type=bounded_int("--num", 1, 4096), default=5, help="number of directions (default 5)")
+    p.add_argument("--samples", type=bounded_int("--samples", 2, 10_000_000), default=10000,
                    help="w samples for GANSpace and for every direction's sigma (default 10000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the z samples (default 0)")
-    p.add_argument("--cond-yaw", type=float, default=0.0, help="conditioning camera yaw from frontal, radians")
-    p.add_argument("--cond-pitch", type=float, default=0.0, help="conditioning camera pitch from frontal, radians")
+    p.add_argument("--seed", type=bounded_int("--seed", 0, MAX_SEED), default=0, help="seed of the z samples (default 0)")
+    p.add_argument("--cond-yaw", type=finite_float("--cond-yaw"), default=0.0, help="conditioning camera yaw from frontal, radians")
+    p.add_argument("--cond-pitch", type=finite_float("--cond-pitch"), default=0.0, help="conditioning camera pitch from frontal, radians")
     p.add_argument("--cache-dir", type=Path, default=None, help="cache folder (default: ~/.cache/trident)")
     p.add_argument("--no-cache", action="store_true", help="compute even when cached, and do not cache")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")

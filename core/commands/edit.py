@@ -26,7 +26,7 @@ from ..tools.edit.model_id import model_sha256
 from ..tools.edit.session import render_branches
 from ..tools.video import label_panel
 from ..triplane import RenderOptions
-from .common import UsageError, resolve_device
+from .common import MAX_NRR, UsageError, bounded_int, finite_float, resolve_device
 from .latent_args import add_latent_args, camera_from_args, latents_from_args
 
 # "-3,0,3" starts with "-": let this command's parser read it as a value, as argparse does for "-3".
@@ -53,10 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--strengths", type=strengths_arg, default=[-3.0, 0.0, 3.0],
                    help="comma-separated strengths in sigma (default -3,0,3)")
     p.add_argument("--branch", choices=BRANCHES + ("all",), default="all", help="one branch or all (default)")
-    p.add_argument("--yaw", type=float, default=0.0, help="render camera yaw from frontal, radians")
-    p.add_argument("--pitch", type=float, default=0.0, help="render camera pitch from frontal, radians")
-    p.add_argument("--nrr", type=int, default=None, help="neural rendering resolution (default: the model's)")
-    p.add_argument("--size", type=int, default=None, help="panel side in pixels (default: the output's)")
+    p.add_argument("--yaw", type=finite_float("--yaw"), default=0.0, help="render camera yaw from frontal, radians")
+    p.add_argument("--pitch", type=finite_float("--pitch"), default=0.0, help="render camera pitch from frontal, radians")
+    p.add_argument("--nrr", type=bounded_int("--nrr", 8, MAX_NRR), default=None, help="neural rendering resolution (default: the model's)")
+    p.add_argument("--size", type=bounded_int("--size", 16, 4096), default=None, help="panel side in pixels (default: the output's)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
     p.add_argument("--out", required=True, type=Path, help="grid image, .png")
     return p
@@ -69,10 +69,6 @@ def _strip(height: int, width: int, text: str) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() != ".png":
         raise UsageError(f"--out must end in .png, got {args.out.name!r}")
-    if args.nrr is not None and args.nrr < 8:
-        raise UsageError("--nrr must be at least 8")
-    if args.size is not None and args.size < 16:
-        raise UsageError("--size must be at least 16")
     check_output_location(args.out)
     path, index = parse_direction_ref(args.direction)
     dset = load_directions(path)

@@ -29,7 +29,7 @@ from ..files.latent_files import LatentFileError, load_camera
 from ..metrics.lpips import LPIPS, LPIPSTrunkMissingError, LPIPSWeightsError
 from ..model import BRANCHES, load_model
 from ..tools.inversion import InversionError, InversionSpec, invert, save_inversion
-from .common import UsageError, resolve_device
+from .common import MAX_DEPTH_SAMPLES, MAX_NRR, MAX_SEED, UsageError, bounded_int, finite_float, resolve_device
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,26 +39,26 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, type=Path, help="the photo (PNG, JPEG, TIFF, ...)")
     p.add_argument("--crop", default=None, metavar="LEFT,TOP,SIZE", help="crop box in pixels (default: centre)")
     p.add_argument("--camera", default=None, metavar="FILE", help="camera label file (.npy or text, 25 floats)")
-    p.add_argument("--yaw", type=float, default=0.0, help="camera guess: yaw offset from frontal, radians")
-    p.add_argument("--pitch", type=float, default=0.0, help="camera guess: pitch offset from frontal, radians")
-    p.add_argument("--fov-deg", type=float, default=DEFAULT_FOV_DEG, help="camera guess: field of view")
+    p.add_argument("--yaw", type=finite_float("--yaw"), default=0.0, help="camera guess: yaw offset from frontal, radians")
+    p.add_argument("--pitch", type=finite_float("--pitch"), default=0.0, help="camera guess: pitch offset from frontal, radians")
+    p.add_argument("--fov-deg", type=finite_float("--fov-deg", 0, 180, lo_open=True, hi_open=True), default=DEFAULT_FOV_DEG, help="camera guess: field of view")
     p.add_argument("--optimize-camera", action="store_true", help="optimise yaw/pitch jointly with the latent")
     p.add_argument("--space", choices=("w", "w+"), default="w+")
-    p.add_argument("--steps", type=int, default=500, help="optimisation steps (default 500)")
+    p.add_argument("--steps", type=bounded_int("--steps", 0, 1_000_000), default=500, help="optimisation steps (default 500)")
     p.add_argument("--loss", choices=("lpips", "mse"), default="lpips", help="lpips = LPIPS + MSE (default)")
     p.add_argument("--lpips-net", choices=("vgg", "alex"), default="vgg")
     p.add_argument("--lpips-weights", default=None, metavar="PTH",
                    help="ImageNet trunk file (default: $TORCH_HOME/hub/checkpoints/<torchvision name>)")
-    p.add_argument("--mse-weight", type=float, default=1.0, help="weight of MSE next to LPIPS (default 1)")
-    p.add_argument("--lr", type=float, default=0.01, help="initial learning rate (default 0.01)")
-    p.add_argument("--noise", type=float, default=0.05, help="initial latent noise, x w_std (default 0.05)")
+    p.add_argument("--mse-weight", type=finite_float("--mse-weight", 0), default=1.0, help="weight of MSE next to LPIPS (default 1)")
+    p.add_argument("--lr", type=finite_float("--lr", 0, lo_open=True), default=0.01, help="initial learning rate (default 0.01)")
+    p.add_argument("--noise", type=finite_float("--noise", 0), default=0.05, help="initial latent noise, x w_std (default 0.05)")
     p.add_argument("--pti", action="store_true", help="then tune the generator (pivotal tuning) and save it")
-    p.add_argument("--pti-steps", type=int, default=350, help="PTI steps (default 350; stops early at LPIPS<0.06)")
+    p.add_argument("--pti-steps", type=bounded_int("--pti-steps", 0, 1_000_000), default=350, help="PTI steps (default 350; stops early at LPIPS<0.06)")
     p.add_argument("--branch", choices=BRANCHES, default="sr2d", help="the branch whose image is matched")
-    p.add_argument("--nrr", type=int, default=None, help="neural rendering resolution (default: the model's)")
-    p.add_argument("--samples", type=int, nargs=2, metavar=("COARSE", "IMPORTANCE"), default=None)
-    p.add_argument("--video-frames", type=int, default=60, help="frames of orbit.mp4 (0: no video)")
-    p.add_argument("--seed", type=int, default=0, help="seed of w_avg samples and latent noise")
+    p.add_argument("--nrr", type=bounded_int("--nrr", 8, MAX_NRR), default=None, help="neural rendering resolution (default: the model's)")
+    p.add_argument("--samples", type=bounded_int("--samples", 0, MAX_DEPTH_SAMPLES), nargs=2, metavar=("COARSE", "IMPORTANCE"), default=None)
+    p.add_argument("--video-frames", type=bounded_int("--video-frames", 0, 100_000), default=60, help="frames of orbit.mp4 (0: no video)")
+    p.add_argument("--seed", type=bounded_int("--seed", 0, MAX_SEED), default=0, help="seed of w_avg samples and latent noise")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
     p.add_argument("--outdir", required=True, type=Path)
     return p

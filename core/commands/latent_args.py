@@ -7,7 +7,7 @@ import torch
 
 from ..files.latent_files import LatentFileError, load_camera, load_latent
 from ..model import Model
-from .common import UsageError, seeds_arg
+from .common import MAX_SEED, UsageError, bounded_int, finite_float, seeds_arg
 
 
 def add_latent_args(p: argparse.ArgumentParser, multiple: bool, seeds_flag: str = "--seeds",
@@ -18,7 +18,7 @@ def add_latent_args(p: argparse.ArgumentParser, multiple: bool, seeds_flag: str 
     if seeds_flag == "--seeds":
         g.add_argument("--seeds", type=seeds_arg, help="e.g. 0-3 or 1,5,7-9")
     else:
-        g.add_argument("--seed", type=int, help="the latent's seed")
+        g.add_argument("--seed", type=bounded_int("--seed", 0, MAX_SEED), help="the latent's seed")
     g.add_argument("--latent", action="append" if multiple else "store", metavar="FILE",
                    help="latent.npy written by `invert` ([num_ws, w_dim]) instead of seeds"
                         + (" (repeat for several)" if multiple else ""))
@@ -27,8 +27,8 @@ def add_latent_args(p: argparse.ArgumentParser, multiple: bool, seeds_flag: str 
                        "latent, edits, camera, render options and branches")
     p.add_argument("--camera", default=None, metavar="FILE",
                    help="camera.npy written by `invert` (25 floats), used with --latent")
-    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi for seeds (default 1)")
-    p.add_argument("--trunc-cutoff", type=int, default=14, help="number of ws to truncate (default 14)")
+    p.add_argument("--trunc", type=finite_float("--trunc", -100, 100), default=1.0, help="truncation psi for seeds (default 1)")
+    p.add_argument("--trunc-cutoff", type=bounded_int("--trunc-cutoff", 0, 1024), default=14, help="number of ws to truncate (default 14)")
 
 
 def latents_from_args(args: argparse.Namespace, model: Model) -> list[torch.Tensor]:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from ..files.atomic import check_output_location
 from ..model import load_model
 from ..tools.mesh import MESH_FORMATS, MeshError, mesh_from_volume, model_field, save_mesh, save_mrc
-from .common import UsageError, resolve_device
+from .common import UsageError, bounded_int, finite_float, resolve_device
 from .latent_args import add_latent_args, latents_from_args
 
 
@@ -31,14 +31,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, help="Trident .pkl or EG3D network pickle")
     add_latent_args(p, multiple=False, seeds_flag="--seed")
-    p.add_argument("--res", type=int, default=256, help="grid resolution N (N^3 density samples; default 256)")
-    p.add_argument("--level", type=float, default=10.0, help="iso level on raw density (default 10, EG3D's)")
+    p.add_argument("--res", type=bounded_int("--res", 16, 1024), default=256, help="grid resolution N (N^3 density samples; default 256)")
+    p.add_argument("--level", type=finite_float("--level"), default=10.0, help="iso level on raw density (default 10, EG3D's)")
     p.add_argument("--source", choices=("auto", "sr2d", "direct3d"), default="auto",
                    help="tri-planes: sr2d's coarse planes, direct3d's coarse + detail (auto: the finest present)")
     p.add_argument("--border", type=_border, default="eg3d",
                    help="voxels set to -1000 on every face: eg3d (int(30 N / 256)) or a count (0: none)")
     p.add_argument("--no-colors", action="store_true", help="geometry only")
-    p.add_argument("--chunk", type=int, default=2 ** 18, help="density points per call (memory bound)")
+    p.add_argument("--chunk", type=bounded_int("--chunk", 1024, 1 << 26), default=2 ** 18, help="density points per call (memory bound)")
     p.add_argument("--mrc", type=Path, default=None, help="also write the density volume as MRC (ChimeraX)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
     p.add_argument("--out", type=Path, default=None, help="FILE.ply, FILE.obj or FILE.glb")
@@ -52,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out must end in {', '.join(MESH_FORMATS)}, got {args.out.name!r}")
     if args.mrc is not None and args.mrc.suffix.lower() != ".mrc":
         raise UsageError(f"--mrc must end in .mrc, got {args.mrc.name!r}")
-    if args.chunk < 1024:
-        raise UsageError("--chunk must be at least 1024")
     if args.camera is not None:
         raise UsageError("mesh takes no --camera (the density field does not depend on the view)")
     for target in (args.out, args.mrc):
@@ -64,8 +62,6 @@ def run(args: argparse.Namespace) -> int:
     if args.latent is not None:
         ws = latents_from_args(args, model)[0]
     else:
-        if args.seed < 0 or args.seed >= 2 ** 32:
-            raise UsageError(f"seed must be 0 .. 2^32-1, got {args.seed}")
         ws = model.ws_from_seed(args.seed, args.trunc, args.trunc_cutoff)
     bars: dict[str, tqdm] = {}
 

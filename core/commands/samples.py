@@ -21,7 +21,7 @@ from ..conventions import DEFAULT_FOV_DEG
 from ..files.image_io import to_uint8
 from ..model import BRANCHES, BranchError, load_model
 from ..triplane import RenderOptions
-from .common import UsageError, resolve_device
+from .common import MAX_DEPTH_SAMPLES, MAX_NRR, UsageError, bounded_int, finite_float, resolve_device
 from .latent_args import add_latent_args, camera_from_args, latents_from_args
 from .session_render import render_session
 
@@ -31,14 +31,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, help="Trident .pkl or EG3D network pickle")
     add_latent_args(p, multiple=False, session=True)  # --seeds | --latent FILE [--camera FILE] | --session FILE
-    p.add_argument("--yaw", type=float, default=0.0, help="yaw offset from frontal, radians")
-    p.add_argument("--pitch", type=float, default=0.0, help="pitch offset from frontal, radians")
-    p.add_argument("--fov-deg", type=float, default=DEFAULT_FOV_DEG, help="field of view, EG3D convention")
+    p.add_argument("--yaw", type=finite_float("--yaw"), default=0.0, help="yaw offset from frontal, radians")
+    p.add_argument("--pitch", type=finite_float("--pitch"), default=0.0, help="pitch offset from frontal, radians")
+    p.add_argument("--fov-deg", type=finite_float("--fov-deg", 0, 180, lo_open=True, hi_open=True), default=DEFAULT_FOV_DEG, help="field of view, EG3D convention")
     p.add_argument("--branch", choices=BRANCHES, default="sr2d")
     p.add_argument("--deterministic", action="store_true", help="deterministic depth sampling (no jitter)")
     p.add_argument("--noise-mode", choices=("const", "random", "none"), default="const")
-    p.add_argument("--nrr", type=int, default=None, help="neural rendering resolution (default: the model's)")
-    p.add_argument("--samples", type=int, nargs=2, metavar=("COARSE", "IMPORTANCE"), default=None,
+    p.add_argument("--nrr", type=bounded_int("--nrr", 8, MAX_NRR), default=None, help="neural rendering resolution (default: the model's)")
+    p.add_argument("--samples", type=bounded_int("--samples", 0, MAX_DEPTH_SAMPLES), nargs=2, metavar=("COARSE", "IMPORTANCE"), default=None,
                    help="depth samples per ray (default: the model's)")
     p.add_argument("--save-npz", action="store_true", help="also write seedNNNN.npz with float32 arrays")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
@@ -58,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
     if args.precision == "fp16" and device.type != "cuda":
         raise UsageError("--precision fp16 needs a CUDA device (use bf16 on CPU)")
     model.set_precision(args.precision)
-    if args.nrr is not None and args.nrr < 8:
-        raise UsageError("--nrr must be at least 8")
     if args.samples and (args.samples[0] < 2 or args.samples[1] < 0 or (args.samples[1] > 0 and args.samples[0] < 4)):
         raise UsageError("--samples needs COARSE >= 2 (>= 4 when IMPORTANCE > 0) and IMPORTANCE >= 0")
     opts = RenderOptions(resolution=args.nrr, deterministic=args.deterministic, noise_mode=args.noise_mode,

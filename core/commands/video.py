@@ -16,7 +16,7 @@ from ..files.atomic import check_output_location
 from ..model import BRANCHES, load_model
 from ..tools.inversion import orbit_from_label
 from ..tools.video import FORMATS, MODES, OUTPUTS, VideoError, VideoSpec, render_video
-from .common import UsageError, resolve_device
+from .common import MAX_DEPTH_SAMPLES, MAX_NRR, UsageError, bounded_int, finite_float, resolve_device
 from .latent_args import add_latent_args, camera_from_args, latents_from_args
 
 
@@ -36,21 +36,21 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--branch", choices=BRANCHES + ("all",), default="sr2d",
                    help="one branch, or all of the model's branches side by side (labelled)")
     p.add_argument("--output", choices=OUTPUTS, default="image", help="image, depth or raw (before super-resolution)")
-    p.add_argument("--frames", type=int, default=120, help="frames in the loop (default 120)")
-    p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
+    p.add_argument("--frames", type=bounded_int("--frames", 1, 100_000), default=120, help="frames in the loop (default 120)")
+    p.add_argument("--fps", type=finite_float("--fps", 0, 1000, lo_open=True), default=30.0, help="frames per second (default 30)")
     p.add_argument("--grid", type=_grid, default=None, help="COLSxROWS cells (default: near-square; interp: 1x1)")
-    p.add_argument("--nrr", type=int, default=None, help="neural rendering resolution (default: the model's)")
-    p.add_argument("--samples", type=int, nargs=2, metavar=("COARSE", "IMPORTANCE"), default=None,
+    p.add_argument("--nrr", type=bounded_int("--nrr", 8, MAX_NRR), default=None, help="neural rendering resolution (default: the model's)")
+    p.add_argument("--samples", type=bounded_int("--samples", 0, MAX_DEPTH_SAMPLES), nargs=2, metavar=("COARSE", "IMPORTANCE"), default=None,
                    help="depth samples per ray (default: the model's)")
-    p.add_argument("--size", type=int, default=None, help="panel side in pixels (default: the output's)")
-    p.add_argument("--fov-deg", type=float, default=None, help=f"field of view (default {DEFAULT_FOV_DEG}, or "
+    p.add_argument("--size", type=bounded_int("--size", 16, 4096), default=None, help="panel side in pixels (default: the output's)")
+    p.add_argument("--fov-deg", type=finite_float("--fov-deg", 0, 180, lo_open=True, hi_open=True), default=None, help=f"field of view (default {DEFAULT_FOV_DEG}, or "
                    "the --camera file's)")
-    p.add_argument("--yaw-range", type=float, default=0.35, help="turntable yaw amplitude, radians")
-    p.add_argument("--pitch-range", type=float, default=0.25, help="turntable pitch amplitude, radians")
+    p.add_argument("--yaw-range", type=finite_float("--yaw-range"), default=0.35, help="turntable yaw amplitude, radians")
+    p.add_argument("--pitch-range", type=finite_float("--pitch-range"), default=0.25, help="turntable pitch amplitude, radians")
     p.add_argument("--labels", action=argparse.BooleanOptionalAction, default=None,
                    help="branch names on the panels (default: on with --branch all)")
     p.add_argument("--stochastic", action="store_true", help="EG3D's jittered depth samples (default: none)")
-    p.add_argument("--quality", type=int, default=8, help="MP4 quality 0..10 (default 8)")
+    p.add_argument("--quality", type=bounded_int("--quality", 0, 10), default=8, help="MP4 quality 0..10 (default 8)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
     p.add_argument("--out", required=True, type=Path, help="FILE.mp4 or FILE.gif")
     return p

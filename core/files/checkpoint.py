@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import stat
 import tempfile
 import time
 import zipfile
@@ -28,8 +29,9 @@ from ..build import build_generator
 from ..config import ConfigError, DiscriminatorConfig, GeneratorConfig, from_dict, to_dict
 from ..discriminator import DualDiscriminator
 from ..errors import CheckpointError, first_line
+from ..limits import check_snapshot, max_model_bytes
 from ..triplane import TriPlaneGenerator
-from .network_pickle import UnsafePickleError, import_network_pickle
+from .network_pickle import UnsafePickleError, check_object_tree, import_network_pickle
 from .snapshot import Snapshot
 
 FORMAT_NAME = "trident-snapshot"
@@ -107,7 +109,31 @@ def _weights_only_reason(text: str) -> str:
     return lines[0][:200] if lines else "unsupported content"
 
 
+MAX_COMPRESSED_RECORD_MB = 64  # torch.save writes stored records; a compressed one may inflate to this much at most
+
+
+def _check_trident_records(path: Path, limit: int) -> None:
+    """Refuse, from the zip directory alone, records that would inflate beyond the limits: a compressed record
+    above :data:`MAX_COMPRESSED_RECORD_MB` MB, or records summing to more than the model memory limit."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"damaged Trident file ({first_line(e)[:160]})") from None
+    total = 0
+    for info in infos:
+        total += info.file_size
+        if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_COMPRESSED_RECORD_MB << 20:
+            raise CheckpointError(f"{path.name}: compressed record {info.filename[-60:]!r} inflates to "
+                                  f"{info.file_size >> 20} MB (compressed records are read up to "
+                                  f"{MAX_COMPRESSED_RECORD_MB} MB)")
+    if total > limit:
+        raise CheckpointError(f"{path.name}: its records hold {total >> 20} MB, above the model limit of "
+                              f"{limit >> 20} MB (set TRIDENT_MAX_MODEL_MB to raise it)")
+
+
 def _read_trident(path: Path) -> Snapshot:
+    _check_trident_records(path, max_model_bytes())
     try:
         data = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as e:
@@ -116,6 +142,7 @@ def _read_trident(path: Path) -> Snapshot:
         raise CheckpointError(f"damaged Trident file ({type(e).__name__}: {first_line(e)[:160]})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise CheckpointError("not a Trident snapshot (no 'format: trident-snapshot' header)")
+    check_object_tree(data, "Trident snapshot")
     if data.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"unsupported Trident snapshot version {data.get('version')!r} (this build reads {FORMAT_VERSION})")
     try:
@@ -131,26 +158,62 @@ def _read_trident(path: Path) -> Snapshot:
                     patch_discriminator=patch_disc, D_patch=data.get("D_patch"), extra=data.get("extra") or {})
 
 
-def load_snapshot(path: str | os.PathLike) -> Snapshot:
-    """Read a Trident snapshot or an EG3D network pickle into plain data (never executes code from the file)."""
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_model_file(path: str | os.PathLike) -> Path:
+    """``path`` names an existing regular file (links followed); anything else is a one-line CheckpointError.
+    Directories, FIFOs (which would block the reader), devices such as ``/dev/zero`` (endless) are refused
+    without being opened."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"no such file: {path}")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a directory, not a model file")
     try:
-        with open(path, "rb") as f:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"no such file: {path}") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+        raise CheckpointError(f"{path} is {kind}, not a model file")
+    return path
+
+
+def _read_model_file(path: Path) -> Snapshot:
+    check_model_file(path)
+    try:
+        # O_NONBLOCK: should the path have been swapped for a FIFO since the check, open() does not hang on it
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise CheckpointError(f"{path} is not a regular file, not a model file")
             head = f.read(4)
-        # The pickle check comes first: is_zipfile() looks for a zip end record anywhere in the last 64 KiB,
-        # which the tensor bytes of a genuine network pickle may happen to contain.
-        if head[:1] != b"\x80" and (head[:2] == b"PK" or zipfile.is_zipfile(path)):
-            return _read_trident(path)
-        if not head or head[:1] != b"\x80":
-            raise CheckpointError(f"{path.name} is neither a Trident snapshot nor a network pickle")
-        data = path.read_bytes()
-    except OSError as e:  # unreadable, a special file, vanished meanwhile
+            # The pickle check comes first: is_zipfile() looks for a zip end record anywhere in the last 64 KiB,
+            # which the tensor bytes of a genuine network pickle may happen to contain.
+            if head[:1] != b"\x80" and (head[:2] == b"PK" or zipfile.is_zipfile(path)):
+                return _read_trident(path)
+            if not head or head[:1] != b"\x80":
+                raise CheckpointError(f"{path.name} is neither a Trident snapshot nor a network pickle")
+            limit = max_model_bytes()
+            if st.st_size > limit:
+                raise CheckpointError(f"{path.name} is {st.st_size >> 20} MB, above the model limit of "
+                                      f"{limit >> 20} MB (set TRIDENT_MAX_MODEL_MB to raise it)")
+            f.seek(0)
+            data = f.read(limit + 1)
+    except OSError as e:  # unreadable, vanished meanwhile
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     return import_network_pickle(data)
+
+
+def load_snapshot(path: str | os.PathLike) -> Snapshot:
+    """Read a Trident snapshot or an EG3D network pickle into plain data (never executes code from the file).
+
+    Only regular files are read; the settings pass :func:`core.limits.check_snapshot` (bounds, estimated memory)
+    before the caller builds anything."""
+    snap = _read_model_file(Path(path))
+    check_snapshot(snap)
+    return snap
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> TriPlaneGenerator:

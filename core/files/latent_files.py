@@ -23,13 +23,25 @@ class LatentFileError(TridentError):
     """A latent or camera file that is missing, unreadable or of the wrong shape for the model."""
 
 
-def _read_npy(path: str | os.PathLike, what: str) -> np.ndarray:
+MAX_LATENT_VALUES = 64 * 4096  # num_ws x w_dim within the model bounds of core.limits
+MAX_CAMERA_VALUES = 25
+
+
+def _read_npy(path: str | os.PathLike, what: str, max_values: int) -> np.ndarray:
+    """A float array of at most ``max_values`` values: the shape is read from the header (the file is mapped,
+    not read) before any data is loaded, so a huge array costs nothing."""
     p = Path(path)
     if not p.is_file():
         raise LatentFileError(f"no such {what} file: {p}")
     try:
-        arr = np.load(p, allow_pickle=False)
+        arr = np.load(p, allow_pickle=False, mmap_mode="r")
+        if isinstance(arr, np.ndarray) and arr.size > max_values:
+            raise LatentFileError(f"{what} file {p} holds {arr.size} values of shape {arr.shape}; a {what} has at "
+                                  f"most {max_values}")
+        arr = np.array(arr) if isinstance(arr, np.ndarray) else arr
     except (OSError, ValueError, EOFError) as e:
+        if isinstance(e, LatentFileError):
+            raise
         raise LatentFileError(f"cannot read {what} file {p}: {first_line(e)}") from None
     if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.floating):
         raise LatentFileError(f"{what} file {p} does not hold a float array")
@@ -40,7 +52,7 @@ def _read_npy(path: str | os.PathLike, what: str) -> np.ndarray:
 
 def load_latent(path: str | os.PathLike, num_ws: int, w_dim: int, device: str | torch.device = "cpu") -> Tensor:
     """``latent.npy`` -> ws [1, num_ws, w_dim] for a model with that latent layout."""
-    arr = _read_npy(path, "latent")
+    arr = _read_npy(path, "latent", MAX_LATENT_VALUES)
     if arr.shape == (w_dim,):
         arr = np.repeat(arr[None], num_ws, 0)
     if arr.ndim == 3 and arr.shape[0] == 1:
@@ -74,9 +86,11 @@ def load_camera(path: str | os.PathLike) -> Tensor:
     """``camera.npy`` (or a .txt/.json-free plain list of 25 numbers in a text file) -> label [1, 25]."""
     p = Path(path)
     if p.suffix.lower() == ".npy":
-        return parse_camera(_read_npy(p, "camera"))
+        return parse_camera(_read_npy(p, "camera", MAX_CAMERA_VALUES))
     if not p.is_file():
         raise LatentFileError(f"no such camera file: {p}")
+    if p.stat().st_size > 1 << 16:
+        raise LatentFileError(f"camera file {p} is {p.stat().st_size} bytes; a list of 25 numbers is far smaller")
     try:
         values = [float(v) for v in p.read_text().replace(",", " ").replace("[", " ").replace("]", " ").split()]
     except (OSError, UnicodeDecodeError, ValueError):
