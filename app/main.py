@@ -68,10 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_model_path(path: str) -> str:
-    if not os.path.exists(path):
-        raise UsageError(f"no such file: {path}")
-    if os.path.isdir(path):
-        raise UsageError(f"{path} is a directory, not a model file")
+    """An existing regular file (directories, FIFOs, devices are refused; :func:`core.files.checkpoint.check_model_file`)."""
+    from core.errors import CheckpointError
+    from core.files.checkpoint import check_model_file
+    try:
+        check_model_file(path)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
     return path
 
 

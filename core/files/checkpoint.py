@@ -200,7 +200,7 @@ def _read_model_file(path: Path) -> Snapshot:
                 raise CheckpointError(f"{path.name} is {st.st_size >> 20} MB, above the model limit of "
                                       f"{limit >> 20} MB (set TRIDENT_MAX_MODEL_MB to raise it)")
             f.seek(0)
-            data = f.read(limit + 1)
+            data = f.read(st.st_size)
     except OSError as e:  # unreadable, vanished meanwhile
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     return import_network_pickle(data)

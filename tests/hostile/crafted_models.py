@@ -7,8 +7,6 @@ snapshot with a compressed record that inflates to a GiB, and one with NaN weigh
 """
 from __future__ import annotations
 
-import io
-import struct
 import zipfile
 from pathlib import Path
 
@@ -72,3 +70,57 @@ def mimic3d_pickle(detail_chain: int = 0, cyclic: bool = False, mapping: dict | 
     if cyclic and detail_chain:  # BUILD gives the last block a new state that holds the first block: a cycle
         top["augment_pipe"] = Build(Get(first_memo + detail_chain), {"_modules": {"block2": Get(first_memo)}})
     return dumps(top)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Trident snapshots
+
+
+def trident_payload(generator: dict | None = None, rendering: dict | None = None, student: dict | None = None,
+                    nan_weight: str | None = None) -> dict:
+    """The payload of a tiny Trident snapshot (the random tiny Mimic3D generator of the tests) with its generator
+    settings overridden by ``generator`` / ``rendering``, an ``extra['student']`` entry with config ``student``, and
+    ``nan_weight``: the name of a G_ema tensor whose first value is set to NaN."""
+    from core.build import build_generator
+    from tests.conftest import tiny_mimic3d_config
+
+    torch.manual_seed(0)
+    cfg = tiny_mimic3d_config()
+    G = build_generator(cfg)
+    state = {k: v.clone() for k, v in G.state_dict().items()}
+    if nan_weight is not None:
+        state[nan_weight].view(-1)[0] = float("nan")
+    gen = to_dict(cfg)
+    gen.update(generator or {})
+    gen["rendering"].update(rendering or {})
+    extra: dict = {}
+    if student is not None:
+        extra["student"] = {"config": student, "state": {}}
+    return {"format": "trident-snapshot", "version": 1, "generator": gen, "G_ema": state, "G": None,
+            "discriminator": None, "D": None, "patch_discriminator": None, "D_patch": None, "extra": extra}
+
+
+def write_trident(path: Path, payload: dict) -> Path:
+    """``torch.save`` a payload as-is (no validation): what a hostile or damaged Trident file can hold."""
+    with open(path, "wb") as f:
+        torch.save(payload, f)
+    return path
+
+
+def inflate_record(path: Path, out: Path, inflated_bytes: int = 1 << 30) -> Path:
+    """Copy the Trident file ``path`` to ``out`` with its largest tensor record replaced by a deflated record of
+    ``inflated_bytes`` zeros (about 1 MB on disk for 1 GiB): the zip directory declares its true size."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        infos = src.infolist()
+        target = max((i for i in infos if "/data/" in i.filename), key=lambda i: i.file_size)
+        for info in infos:
+            if info.filename != target.filename:
+                dst.writestr(info, src.read(info.filename), compress_type=zipfile.ZIP_STORED)
+                continue
+            chunk = bytes(1 << 20)
+            record = zipfile.ZipInfo(info.filename)
+            record.compress_type = zipfile.ZIP_DEFLATED
+            with dst.open(record, "w", force_zip64=True) as w:
+                for _ in range(inflated_bytes >> 20):
+                    w.write(chunk)
+    return out

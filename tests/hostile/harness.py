@@ -110,8 +110,18 @@ def tree_state(root: Path) -> dict[str, tuple[int, str]]:
         if path.is_symlink():
             state[str(path.relative_to(root))] = (-1, os.readlink(path))
         elif path.is_file():
-            state[str(path.relative_to(root))] = (path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
+            state[str(path.relative_to(root))] = (path.stat().st_size, _sha256(path))
     return state
+
+
+def _sha256(path: Path) -> str:
+    """Hashed in 1 MB pieces: a hostile input may be a (sparse) file of gigabytes, and the memory of this process
+    at the time it starts a child counts in that child's peak (Linux keeps the high-water mark across exec)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def new_files(before: dict, after: dict) -> set[str]:
