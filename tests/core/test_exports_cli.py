@@ -124,12 +124,12 @@ def test_video_and_mesh_commands_with_seeds(net, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["video", "--seeds", "0", "--out", "{tmp}/v.avi"], "must end in .mp4 or .gif"),
-    (["video", "--seeds", "0", "--frames", "0", "--out", "{tmp}/v.mp4"], "frames must be"),
+    (["video", "--seeds", "0", "--frames", "0", "--out", "{tmp}/v.mp4"], "--frames: 0 is not within"),
     (["video", "--seeds", "0", "--branch", "student", "--out", "{tmp}/v.mp4"], "not in this model"),
     (["video", "--latent", "{tmp}/nope.npy", "--out", "{tmp}/v.mp4"], "no such latent file"),
     (["video", "--seeds", "0", "--out", "{tmp}/file.txt/v.mp4"], "file.txt"),
     (["mesh", "--seed", "0", "--level", "10", "--res", "16", "--out", "{tmp}/m.ply"], "no surface at level 10"),
-    (["mesh", "--seed", "0", "--res", "4", "--out", "{tmp}/m.ply"], "resolution must be"),
+    (["mesh", "--seed", "0", "--res", "4", "--out", "{tmp}/m.ply"], "--res: 4 is not within"),
     (["mesh", "--seed", "0", "--out", "{tmp}/m.stl"], "must end in"),
     (["mesh", "--latent", "{tmp}/bad.npy", "--out", "{tmp}/m.ply"], "latent file"),
     (["samples", "--latent", "{tmp}/bad.npy", "--outdir", "{tmp}/s"], "latent file"),
@@ -150,7 +150,7 @@ def test_bad_input_is_one_line_error_and_no_output(net, tmp_path, capsys, argv, 
     before = sorted(p.name for p in tmp_path.iterdir())
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     code, err = run([argv[0], "--network", net, *argv[1:]], capsys)
-    lines = [ln for ln in err.strip().splitlines() if ln.startswith("error") or "Error" in ln]
+    lines = [ln for ln in err.strip().splitlines() if "error:" in ln or "Error" in ln]  # usage errors: "PROG: error:"
     assert code == 2, err
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before                # nothing written
