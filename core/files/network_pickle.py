@@ -256,6 +256,7 @@ def _check_memo_indices(data: bytes) -> None:
 # (a shared object counts once per path to it). Genuine EG3D / Mimic3D snapshots: about 13k-21k nodes, depth 22.
 MAX_GRAPH_NODES = 1_000_000
 MAX_GRAPH_DEPTH = 64
+MAX_DETAIL_BLOCKS = 16  # detail blocks b3d{R}.block2 ... of a Mimic3D backbone (core.limits bounds detail_blocks alike)
 
 
 def check_object_tree(obj: Any, what: str = "network pickle", max_nodes: int = MAX_GRAPH_NODES,
@@ -401,6 +402,8 @@ def mimic3d_backbone_settings(node: StubModule, kw: dict) -> dict[str, Any]:
             raise CheckpointError(f"Mimic3D backbone lacks its last 3D-aware block b3d{aware3d_res[-1]}")
         while stub_child(last, f"block{detail_blocks + 2}") is not None:
             detail_blocks += 1
+            if detail_blocks > MAX_DETAIL_BLOCKS:  # Mimic3D has 2; the bound keeps the count finite by itself
+                raise CheckpointError(f"Mimic3D backbone has more than {MAX_DETAIL_BLOCKS} detail blocks")
     expected = -int(retidx[0]) - 1 if retidx else 0
     if detail_blocks != expected:
         raise CheckpointError(f"Mimic3D backbone has {detail_blocks} detail block(s) but retidx {retidx!r} "
