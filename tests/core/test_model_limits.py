@@ -39,7 +39,7 @@ def refused(path, *needles: str) -> str:
 
 
 def test_shared_detail_block_chain_is_refused_at_once(tmp_path):
-    """40 detail blocks, each holding the next one twice: 2**40 paths in 27 KB (the loader walked them all)."""
+    """40 detail blocks, each holding the next one twice: 2**40 paths in 16 KB (the loader walked them all)."""
     path = tmp_path / "network.pkl"
     path.write_bytes(mimic3d_pickle(detail_chain=40))
     refused(path, "nested more than 64 levels")
