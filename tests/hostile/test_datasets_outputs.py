@@ -452,7 +452,10 @@ def test_kimg_zero_and_a_finished_run_report_only_real_snapshots(trained, tmp_pa
     assert "nothing to train" in out.stdout and "done:" not in out.stdout
     named = out.stdout.split("latest snapshot is ")[-1].strip()
     assert Path(tmp_path / named).is_file() or Path(named).is_file()
-    assert not changed_files(before, tree_state(tmp_path)) - {"runs/00000-synth-tiny-d/run.lock"}
+    # no snapshot, grid or stats written; the run's config records the new --kimg, the lock our pid
+    changed = changed_files(before, tree_state(tmp_path))
+    assert changed <= {"runs/00000-synth-tiny-d/run.lock", "runs/00000-synth-tiny-d/config.yaml"}, changed
+    assert not new_files(before, tree_state(tmp_path))
 
 
 def test_32px_dataset_is_refused_before_anything_is_written(tmp_path):
