@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -67,8 +68,10 @@ def open_image(fp, where: str, error: type[TridentError] = PhotoError) -> Iterat
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             img = Image.open(fp)
-        except Image.DecompressionBombError:
-            raise error(f"{where}: the image is above the limit of {limit:,} pixels (a decompression bomb or an "
+        except Image.DecompressionBombError as e:
+            found = re.search(r"\((\d+) pixels\)", str(e))  # Pillow's text holds the header's pixel count
+            size = f"{found.group(1)} pixels" if found else "the image"
+            raise error(f"{where}: {size} is above the limit of {limit:,} pixels (a decompression bomb or an "
                         f"absurd image; raise TRIDENT_MAX_PIXELS to accept it)") from None
     with img:
         why = too_many_pixels(*img.size)
