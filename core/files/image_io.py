@@ -66,6 +66,7 @@ def open_image(fp, where: str, error: type[TridentError] = PhotoError) -> Iterat
     Image.MAX_IMAGE_PIXELS = limit  # Pillow refuses above twice this at open(); we refuse above it, below
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
         try:
             img = Image.open(fp)
         except Image.DecompressionBombError as e:
@@ -79,6 +80,7 @@ def open_image(fp, where: str, error: type[TridentError] = PhotoError) -> Iterat
             raise error(f"{where}: {why}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module="PIL")  # e.g. "Corrupt EXIF data"
             yield img
 
 
