@@ -19,6 +19,17 @@ from core.config import ConfigError, DiscriminatorConfig, GeneratorConfig, Rende
 from core.superres import sr_kind_for_resolution
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
+MAX_CONFIG_BYTES = 1 << 20  # a YAML config is a few KB; anything above a MiB is not one
+
+
+def require(ok: bool, field_name: str, rule: str, value: Any) -> None:
+    """A config field's range check: a :class:`ConfigError` naming the field, the rule and the value."""
+    if not ok:
+        raise ConfigError(f"{field_name} must be {rule}, got {value!r}")
+
+
+def _unit(x: float) -> bool:
+    return 0.0 <= x <= 1.0
 
 
 @dataclass
@@ -28,6 +39,12 @@ class DataConfig:
     xflip: bool = False              # mirror images *and* cameras (flip_yaw), doubling the dataset
     max_size: int | None = None      # random subset of this many images
     workers: int = 2                 # data-loader worker processes
+
+    def __post_init__(self) -> None:
+        require(0 <= self.workers <= 256, "data.workers", "0..256 (0: load in the training process)", self.workers)
+        require(self.max_size is None or self.max_size >= 1, "data.max_size", "null or at least 1", self.max_size)
+        require(self.resolution is None or self.resolution >= 1, "data.resolution", "null or positive",
+                self.resolution)
 
 
 @dataclass
@@ -63,6 +80,12 @@ class DiscriminatorArch:
     mbstd_group_size: int = 4
     mbstd_num_channels: int = 1
     disc_c_noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        require(self.mbstd_group_size >= 1, "discriminator.mbstd_group_size", "at least 1", self.mbstd_group_size)
+        require(self.mbstd_num_channels >= 1, "discriminator.mbstd_num_channels", "at least 1",
+                self.mbstd_num_channels)
+        require(self.disc_c_noise >= 0, "discriminator.disc_c_noise", "at least 0", self.disc_c_noise)
 
     def config(self, img_resolution: int, c_dim: int = 25, dual: bool = True) -> DiscriminatorConfig:
         """The discriminator of this architecture for ``img_resolution`` images (camera noise only with a camera)."""
@@ -100,6 +123,18 @@ class LossConfig:
     gamma_patch: float = 1.0                    # R1 weight of D_patch (lazy, every r1_interval steps)
 
     def __post_init__(self) -> None:
+        for name in ("r1_gamma", "density_reg", "density_reg_p_dist", "gpc_reg_fade_kimg", "blur_init_sigma",
+                     "neural_rendering_resolution_fade_kimg", "imitation_weight", "patch_gan", "gamma_patch"):
+            require(getattr(self, name) >= 0, f"loss.{name}", "at least 0", getattr(self, name))
+        require(self.r1_interval >= 0, "loss.r1_interval", "at least 0 (0: no R1)", self.r1_interval)
+        require(self.density_reg_every >= 0, "loss.density_reg_every", "at least 0 (0: off)", self.density_reg_every)
+        require(_unit(self.gpc_reg_prob), "loss.gpc_reg_prob", "in [0, 1]", self.gpc_reg_prob)
+        require(_unit(self.style_mixing_prob), "loss.style_mixing_prob", "in [0, 1]", self.style_mixing_prob)
+        require(self.blur_fade_kimg is None or self.blur_fade_kimg >= 0, "loss.blur_fade_kimg", "null or at least 0",
+                self.blur_fade_kimg)
+        for name in ("neural_rendering_resolution_initial", "neural_rendering_resolution_final"):
+            v = getattr(self, name)
+            require(v is None or 4 <= v <= 4096, f"loss.{name}", "4..4096 pixels", v)
         if not 0 < self.patch_scale <= 1:
             raise ConfigError(f"loss.patch_scale must be in (0, 1], got {self.patch_scale}")
         if self.imitation not in ("lpips", "dpatch_features"):
@@ -126,6 +161,13 @@ class OptimConfig:
     def __post_init__(self) -> None:
         if self.batch < 1 or self.batch_gpu < 1:
             raise ConfigError("optim.batch and optim.batch_gpu must be positive")
+        require(0 < self.glr <= 1, "optim.glr", "in (0, 1]", self.glr)
+        require(0 < self.dlr <= 1, "optim.dlr", "in (0, 1]", self.dlr)
+        require(all(0 <= b < 1 for b in self.betas), "optim.betas", "two values in [0, 1)", list(self.betas))
+        require(0 < self.eps < 1, "optim.eps", "in (0, 1)", self.eps)
+        require(self.ema_kimg is None or self.ema_kimg >= 0, "optim.ema_kimg", "null or at least 0", self.ema_kimg)
+        require(self.ema_rampup is None or self.ema_rampup >= 0, "optim.ema_rampup", "null or at least 0",
+                self.ema_rampup)
         if self.precision not in ("fp32", "fp16", "bf16"):
             raise ConfigError(f"optim.precision: {self.precision!r} (fp32, fp16 or bf16)")
 
@@ -144,6 +186,10 @@ class AugmentConfig:
             raise ConfigError(f"augment.mode: {self.mode!r} (noaug, ada or fixed)")
         if set(self.groups) - set("bgc"):
             raise ConfigError(f"augment.groups: {self.groups!r} (letters of 'bgc')")
+        require(_unit(self.p), "augment.p", "in [0, 1]", self.p)
+        require(0 < self.target < 1, "augment.target", "in (0, 1)", self.target)
+        require(self.interval >= 1, "augment.interval", "at least 1 (steps between updates of p)", self.interval)
+        require(self.kimg > 0, "augment.kimg", "positive", self.kimg)
 
 
 @dataclass
@@ -154,6 +200,12 @@ class RunConfig:
     seed: int = 0
     grid: tuple[int, int] = (4, 2)              # fake-grid size (columns, rows)
     metrics: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name in ("kimg", "tick_kimg", "snap_kimg"):
+            require(getattr(self, name) > 0, f"run.{name}", "positive (thousands of images)", getattr(self, name))
+        require(0 <= self.seed < 2**32, "run.seed", "in 0..2^32-1", self.seed)
+        require(all(1 <= v <= 64 for v in self.grid), "run.grid", "[columns, rows], each 1..64", list(self.grid))
 
 
 @dataclass
@@ -193,7 +245,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {text!r}: empty key")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         raise ConfigError(f"--set {text!r}: value is not valid YAML") from None
     return path, value
 
@@ -227,12 +279,22 @@ def read_preset(path: str | Path, pattern: str = "*.yaml", kind: str = "presets"
     if not p.exists():
         names = ", ".join(sorted(q.stem for q in PRESET_DIR.glob(pattern)))
         raise ConfigError(f"no such config: {path} ({kind}: {names})")
+    if not p.is_file():
+        raise ConfigError(f"{p}: not a config file (a folder or a special file)")
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{p.name}: {p.stat().st_size} bytes is too large for a config file")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p.name}: not UTF-8 text (byte {e.start}); save the YAML file as UTF-8") from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
         raise ConfigError(f"{p.name}: invalid YAML{line}") from None
+    except RecursionError:
+        raise ConfigError(f"{p.name}: YAML nests too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p.name}: the top level must be a mapping")
     return data
@@ -251,7 +313,10 @@ def dump_config(cfg: TrainConfig) -> str:
 def generator_config(cfg: TrainConfig, img_resolution: int, c_dim: int = 25) -> GeneratorConfig:
     """The model config for a dataset of ``img_resolution`` px (EG3D takes the output size from the data)."""
     g = cfg.generator
-    sr_kind = sr_kind_for_resolution(img_resolution) if g.sr_kind == "auto" else g.sr_kind
+    try:
+        sr_kind = sr_kind_for_resolution(img_resolution) if g.sr_kind == "auto" else g.sr_kind
+    except ValueError as e:
+        raise ConfigError(f"generator.sr_kind auto: {e}") from None
     rendering = dataclasses.replace(
         g.rendering, c_gen_conditioning_zero=not cfg.loss.gen_pose_cond,
         gpc_reg_prob=cfg.loss.gpc_reg_prob if cfg.loss.gen_pose_cond else None,

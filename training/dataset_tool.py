@@ -19,9 +19,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from core.cameras import flip_yaw_label
+from core.files.atomic import check_not_inputs
+from core.files.image_io import open_image
 from core.files.dataset import (ALPHA_MODES, LABEL_DIM, MAX_ERRORS, DatasetError, ImageDataset, _load_json, _Source,
                                 check_mode, decode_image, eg3d_name, is_image_name, is_power_of_two, one_line,
-                                parse_label, parse_label_table, scan_dataset)
+                                max_member_bytes, parse_label, parse_label_table, safe_member_name,
+                                scan_dataset)
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: same content -> same bytes
 
@@ -84,6 +87,7 @@ class _Writer:
             self.tmp.mkdir()
 
     def add(self, name: str, data: bytes) -> None:
+        name = safe_member_name(name, str(self.dest))  # never a path outside the destination
         if self.is_zip:
             info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
             info.external_attr = 0o644 << 16
@@ -137,8 +141,7 @@ def write_dataset(dest: str | os.PathLike, items: Iterable[Item], *, total: int 
     size = None
     try:
         for index, item in enumerate(tqdm(items, total=total, desc=desc, unit="img", disable=not progress)):
-            name = item.name if item.name is not None else eg3d_name(index)
-            name = name.replace("\\", "/")
+            name = safe_member_name(item.name if item.name is not None else eg3d_name(index), str(dest))
             where = f"{dest}: {name}"
             if name in seen or name == "dataset.json" or not is_image_name(name):
                 raise DatasetError(f"{where}: duplicate or invalid image name")
@@ -191,7 +194,7 @@ def write_dataset(dest: str | os.PathLike, items: Iterable[Item], *, total: int 
 
 def _header_of(data: bytes, where: str) -> tuple[str, tuple[int, int]]:
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with open_image(io.BytesIO(data), where, DatasetError) as img:
             check_mode(img.mode, where)
             return img.mode, img.size
     except DatasetError:
@@ -212,10 +215,9 @@ def mirror_dataset(src: str | os.PathLike, dest: str | os.PathLike, *, alpha: st
     left-right with label ``flip_yaw_label(label)``; depth files are flipped and centres get x negated. Returns
     the number of images written (twice the source count).
     """
+    check_not_inputs([dest], {"--source": src}, folder=dest)
     ds = ImageDataset(src, alpha=alpha)
     n = len(ds)
-    if str(Path(src).resolve()) == str(Path(dest).resolve()):
-        raise DatasetError(f"{dest}: destination is the source")
 
     def items() -> Iterator[Item]:
         for i in range(n):
@@ -240,8 +242,15 @@ def mirror_dataset(src: str | os.PathLike, dest: str | os.PathLike, *, alpha: st
 def read_cameras(path: str | os.PathLike, label_dim: int = LABEL_DIM) -> dict[str, np.ndarray]:
     """A camera file: ``{relpath: [25 floats]}`` or ``{"labels": [[relpath, [25 floats]], ...]}``."""
     where = str(path)
+    limit = max_member_bytes()
     try:
-        data = Path(path).read_bytes()
+        if not Path(path).is_file():
+            raise DatasetError(f"{where}: not a camera file (no such file, or not a regular file)")
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise DatasetError(f"{where}: camera file is above the {limit / 2**20:.0f} MiB limit "
+                               f"(raise TRIDENT_MAX_MEMBER_MB)")
     except OSError as e:
         raise DatasetError(f"{where}: cannot read camera file ({e.strerror or e})") from None
     raw = _load_json(data, where)
@@ -274,6 +283,7 @@ def convert_dataset(src_folder: str | os.PathLike, cameras_json: str | os.PathLi
         raise DatasetError(f"unknown alpha rule {alpha!r} (one of {', '.join(ALPHA_MODES)})")
     if resolution is not None and not is_power_of_two(resolution):
         raise DatasetError(f"resolution {resolution} is not a power of two")
+    check_not_inputs([dest], {"--source": src_folder, "--cameras": cameras_json}, folder=dest)
     cameras = read_cameras(cameras_json)
     src = _Source(src_folder)
     w = src.where

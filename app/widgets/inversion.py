@@ -12,7 +12,6 @@ from imgui_bundle import imgui
 from ..gl import Texture
 from ..panes import DIM_COLOR, ERROR_COLOR
 from ..tasks import Task
-from ..threads import error_line
 
 PHOTO_FILTERS = ["Images", "*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff", "All files", "*"]
 
@@ -40,23 +39,28 @@ class InversionWidget:
         self.dialog = None
         self.outdir = "inversion"
         self.save_task: Task | None = None
+        self.photo_task: Task | None = None
 
     # -- actions --------------------------------------------------------------------------------------------
-    def load(self, path: str | None = None) -> bool:
-        """Read, crop and show the photo (the size the model renders)."""
+    def load(self, path: str | None = None) -> Task:
+        """Read, crop and show the photo (the size the model renders) in a background task, so a large or slow
+        photo never freezes the window; :meth:`_poll` shows the result (or its error line) when it is done."""
         from ..jobs import load_photo
         v = self.viewer
         self.path = path or self.path
         box = tuple(self.crop) if self.crop[2] > 0 else None
-        try:
-            self.photo = load_photo(self.path, v.info.img_resolution, box)
-        except Exception as e:  # noqa: BLE001 - unreadable image, bad crop: shown in the panel
-            self.photo, self.photo_error = None, error_line(e)
-            return False
-        self.photo_error = None
+        where, size = self.path, v.info.img_resolution
+        self.photo_task = v.start_task("photo", lambda t: load_photo(where, size, box))
+        return self.photo_task
+
+    def _photo_done(self) -> None:
+        t, self.photo_task = self.photo_task, None
+        if t.error is not None or t.result is None:  # unreadable image, bad crop: shown in the panel
+            self.photo, self.photo_error = None, t.error or "cancelled"
+            return
+        self.photo, self.photo_error = t.result, None
         self.photo_tex = self.photo_tex or Texture(nearest=False)
         self.photo_tex.upload(self.photo)
-        return True
 
     def start(self) -> Task | None:
         from ..jobs import InversionJob, invert
@@ -111,6 +115,8 @@ class InversionWidget:
 
     # -- UI -------------------------------------------------------------------------------------------------
     def _poll(self) -> None:
+        if self.photo_task is not None and self.photo_task.done:
+            self._photo_done()
         if self.dialog is not None and self.dialog.ready():
             picked, self.dialog = self.dialog.result(), None
             if picked:

@@ -35,8 +35,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..files.atomic import atomic_folder, check_output_location
-from ..files.dataset import list_images
+from ..files.atomic import atomic_folder, check_not_inputs, check_output_location
+from ..files.dataset import list_images, safe_member_name
 from ..files.image_io import PhotoError
 from ..files.latent_files import save_camera
 from ..tools.photo.align import Alignment, align_photo, draw_overlay
@@ -77,6 +77,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _json_text(obj: dict) -> str:
     """One top-level key per line, each value compact (a label stays on one line)."""
     return "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in obj.items()) + "\n}\n"
+
+
+SINGLE_OUTPUTS = ("crop.png", "landmarks.png", "camera.npy", "camera.json")
 
 
 def _write_single(stage: Path, photo: np.ndarray, al: Alignment) -> None:
@@ -157,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"pose calibration: pitch {math.degrees(calibration.pitch):+.2f} deg, yaw "
               f"{math.degrees(calibration.yaw):+.2f} deg")
     check_output_location(args.out / "crop.png")
+    check_not_inputs([args.out / n for n in SINGLE_OUTPUTS], {"--image": args.image, "--network": args.network,
+                                                            "--calibration": args.calibration},
+                     folder=None if args.image.is_file() else args.out)
     detector = MTCNN()
     if args.image.is_file():
         if args.skip_failures:
@@ -184,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
                     raise
                 failed.append(f"{r}: {' '.join(str(e).split())}")
                 continue
-            Image.fromarray(al.crop).save(stage / name)
+            Image.fromarray(al.crop).save(stage / safe_member_name(name, str(args.out)))
             labels.append([name, [float(v) for v in al.label]])
             details[name] = {k: v for k, v in al.summary().items() if k != "label"} | {"source": r}
         if not labels:

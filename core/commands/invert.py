@@ -23,12 +23,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..conventions import DEFAULT_FOV_DEG
-from ..files.atomic import check_output_location
+from ..files.atomic import check_not_inputs, check_output_location
 from ..files.image_io import PhotoError, load_photo, parse_crop_box, photo_to_tensor
 from ..files.latent_files import LatentFileError, load_camera
 from ..metrics.lpips import LPIPS, LPIPSTrunkMissingError, LPIPSWeightsError
 from ..model import BRANCHES, load_model
-from ..tools.inversion import InversionError, InversionSpec, invert, save_inversion
+from ..tools.inversion import OUTPUT_NAMES, InversionError, InversionSpec, invert, save_inversion
 from .common import MAX_DEPTH_SAMPLES, MAX_NRR, MAX_SEED, UsageError, bounded_int, finite_float, resolve_device
 
 
@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if args.outdir.exists() and not args.outdir.is_dir():
         raise UsageError(f"--outdir {args.outdir} exists and is not a folder")
     check_output_location(args.outdir / "latent.npy")   # before minutes of optimisation
+    check_not_inputs([args.outdir / n for n in OUTPUT_NAMES],   # written or (stale ones) removed there
+                     {"--network": args.network, "--image": args.image, "--camera": args.camera,
+                      "--lpips-weights": args.lpips_weights})
     device = resolve_device(args.device)
     lpips = None
     if args.loss == "lpips":   # before loading the model: missing ImageNet weights fail at once

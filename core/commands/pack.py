@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from ..files.atomic import check_output_location
+from ..files.atomic import check_not_inputs, check_output_location
 from ..files.checkpoint import load_snapshot, save_snapshot
 from ..files.snapshot import Snapshot
 from ..model import EXTRA_BRANCHES, model_from_snapshot
@@ -84,6 +84,7 @@ def pack(snap: Snapshot, source: str, commands: list[str], note: str | None = No
 
 def run(args: argparse.Namespace) -> int:
     check_output_location(args.out)
+    check_not_inputs([args.out], {"--network": args.network})
     snap = load_snapshot(args.network)
     lean = pack(snap, Path(args.network).name, args.commands, args.note, args.keep_discriminators, args.half)
     args.out.parent.mkdir(parents=True, exist_ok=True)

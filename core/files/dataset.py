@@ -36,6 +36,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,7 @@ from torch.utils.data import Dataset
 
 from ..cameras import flip_yaw_label
 from ..errors import TridentError
+from .image_io import open_image
 
 Image.init()
 IMAGE_EXTENSIONS = frozenset(Image.EXTENSION)  # PIL-known extensions, e.g. '.png', '.jpg'
@@ -66,6 +69,47 @@ _MODES = {
 
 class DatasetError(TridentError):
     """A dataset (or a file in it) is unusable; the message is one line naming the file."""
+
+
+# Limits on what a dataset may make the reader allocate (docs/safety.md, "Datasets"); each is checked before the
+# bytes are decompressed or decoded, and each can be raised through its environment variable.
+MAX_MEMBER_MB = 256       # one file of a dataset (an image, a depth map, dataset.json), decompressed: TRIDENT_MAX_MEMBER_MB
+MAX_JSON_DEPTH = 64       # nesting of dataset.json and camera files (EG3D's labels nest 3 deep)
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
+                zipfile.ZIP_LZMA: "lzma"}
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def max_member_bytes() -> int:
+    """The largest decompressed dataset file read: ``TRIDENT_MAX_MEMBER_MB`` (MiB), default :data:`MAX_MEMBER_MB`."""
+    text = os.environ.get("TRIDENT_MAX_MEMBER_MB", "").strip()
+    try:
+        mb = float(text) if text else MAX_MEMBER_MB
+    except ValueError:
+        raise DatasetError(f"TRIDENT_MAX_MEMBER_MB={text!r} is not a number of MiB") from None
+    if not mb > 0:
+        raise DatasetError(f"TRIDENT_MAX_MEMBER_MB={text!r} must be positive")
+    return int(mb * (1 << 20))
+
+
+def safe_member_name(name: object, where: str) -> str:
+    """A file name inside a dataset, with '/' separators, checked to stay inside it: a plain relative path (no
+    ``..`` or ``.`` parts, no empty parts, not absolute, no drive letter, no control characters). Backslashes read
+    as '/' (EG3D datasets made on Windows), so ``..\\x`` is refused like ``../x``. Anything else is a
+    :class:`DatasetError` naming it."""
+    if not isinstance(name, str) or not name:
+        raise DatasetError(f"{where}: empty or non-text file name {one_line(repr(name))[:60]}")
+    shown = one_line(repr(name))[:120]
+    text = name.replace("\\", "/")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise DatasetError(f"{where}: file name {shown} holds control characters")
+    if text.startswith("/") or _DRIVE.match(text):
+        raise DatasetError(f"{where}: file name {shown} is absolute; names must be relative to the dataset")
+    parts = text.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise DatasetError(f"{where}: file name {shown} leaves the dataset or is not a plain relative path "
+                           f"(no '..', '.' or empty parts)")
+    return text
 
 
 def one_line(text: object) -> str:
@@ -101,9 +145,10 @@ class _Source:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.where = str(path)
+        self.limit = max_member_bytes()
         if self.path.is_dir():
             self.kind = "dir"
-            self.names = sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file())
+            self.names = self._folder_names()
         elif self.path.is_file():
             self.kind = "zip"
             if not zipfile.is_zipfile(self.path):
@@ -111,13 +156,51 @@ class _Source:
             self._zip: zipfile.ZipFile | None = None
             self._pid = -1
             try:
-                self.names = sorted(i.filename.replace("\\", "/") for i in self._zipfile().infolist()
-                                    if not i.is_dir())
-                self._members = {i.filename.replace("\\", "/"): i.filename for i in self._zipfile().infolist()}
-            except (zipfile.BadZipFile, OSError) as e:
+                infos = self._zipfile().infolist()
+            except (zipfile.BadZipFile, OSError, ValueError) as e:
                 raise DatasetError(f"{self.where}: unreadable zip ({one_line(e)})") from None
+            self._members = {}
+            for info in infos:
+                name = self._check_member(info)
+                if name in self._members:
+                    raise DatasetError(f"{self.where}: {name}: stored twice in the zip")
+                self._members[name] = info
+            self.names = sorted(n for n, i in self._members.items() if not i.is_dir())
         else:
             raise DatasetError(f"{self.where}: no such dataset (expected a folder or a .zip)")
+
+    def _folder_names(self) -> list[str]:
+        """Every file under the folder; a symbolic link (to a file or a folder) is refused: it could point
+        outside the dataset."""
+        names = []
+        for root, dirs, files in os.walk(self.path, followlinks=False):
+            for entry in dirs + files:
+                full = Path(root) / entry
+                rel = full.relative_to(self.path).as_posix()
+                if full.is_symlink():
+                    raise DatasetError(f"{self.where}: {rel}: is a symbolic link (datasets hold plain files only)")
+                if entry in files:
+                    names.append(safe_member_name(rel, self.where))
+        return sorted(names)
+
+    def _check_member(self, info: zipfile.ZipInfo) -> str:
+        """A zip entry's name (see :func:`safe_member_name`), refusing links, encrypted entries, compression
+        methods that cannot be read, and entries whose decompressed size is above the limit."""
+        name = safe_member_name(info.filename.rstrip("/") if info.is_dir() else info.filename, self.where)
+        mode = info.external_attr >> 16
+        if info.create_system == 3 and stat.S_ISLNK(mode):
+            raise DatasetError(f"{self.where}: {name}: is a symbolic link (datasets hold plain files only)")
+        if info.is_dir():
+            return name
+        if info.flag_bits & 0x1:
+            raise DatasetError(f"{self.where}: {name}: is encrypted (datasets must not be password-protected)")
+        if info.compress_type not in _ZIP_METHODS:
+            raise DatasetError(f"{self.where}: {name}: compression method {info.compress_type} is not supported "
+                               f"(use {', '.join(_ZIP_METHODS.values())}; EG3D stores images uncompressed)")
+        if info.file_size > self.limit:
+            raise DatasetError(f"{self.where}: {name}: {info.file_size / 2**20:.0f} MiB decompressed is above "
+                               f"the {self.limit / 2**20:.0f} MiB limit per file (raise TRIDENT_MAX_MEMBER_MB)")
+        return name
 
     def _zipfile(self) -> zipfile.ZipFile:
         if self._zip is None or self._pid != os.getpid():
@@ -126,21 +209,49 @@ class _Source:
         return self._zip
 
     def read(self, name: str) -> bytes:
+        """A file's bytes, at most :func:`max_member_bytes` of them (a larger file is refused before it is read)."""
+        name = safe_member_name(name, self.where)
+        if self.kind == "dir" and ((self.path / name).is_symlink() or not (self.path / name).is_file()):
+            raise DatasetError(f"{self.where}: {name}: not a plain file")
         try:
             if self.kind == "dir":
-                return (self.path / name).read_bytes()
-            return self._zipfile().read(self._members.get(name, name))
-        except (OSError, zipfile.BadZipFile, KeyError) as e:
+                with open(self.path / name, "rb") as f:
+                    data = f.read(self.limit + 1)
+            else:
+                info = self._members.get(name)
+                if info is None:
+                    raise KeyError(f"no file named {name!r} in the zip")
+                with self._zipfile().open(info) as f:  # stops at the size the entry declares (checked)
+                    data = f.read(self.limit + 1)
+        except (OSError, zipfile.BadZipFile, KeyError, EOFError, NotImplementedError, RuntimeError, ValueError) as e:
+            raise DatasetError(f"{self.where}: {name}: unreadable ({one_line(e)})") from None
+        if len(data) > self.limit:
+            raise DatasetError(f"{self.where}: {name}: larger than the {self.limit / 2**20:.0f} MiB limit per file "
+                               f"(raise TRIDENT_MAX_MEMBER_MB)")
+        return data
+
+    def head(self, name: str, size: int = 4096) -> bytes:
+        """The first ``size`` bytes of a file (e.g. a .npy header), without reading the rest."""
+        try:
+            if self.kind == "dir":
+                with open(self.path / name, "rb") as f:
+                    return f.read(size)
+            with self._zipfile().open(self._members[name]) as f:
+                return f.read(size)
+        except (OSError, zipfile.BadZipFile, KeyError, EOFError, NotImplementedError, RuntimeError) as e:
             raise DatasetError(f"{self.where}: {name}: unreadable ({one_line(e)})") from None
 
     def header(self, name: str) -> tuple[str, tuple[int, int]]:
         """(PIL mode, (width, height)) from the file's header, without decoding the pixels."""
+        where = f"{self.where}: {name}"
         try:
             if self.kind == "dir":
-                with Image.open(self.path / name) as img:
+                with open_image(self.path / name, where, DatasetError) as img:
                     return img.mode, img.size
-            with self._zipfile().open(self._members.get(name, name)) as f, Image.open(f) as img:
+            with self._zipfile().open(self._members[name]) as f, open_image(f, where, DatasetError) as img:
                 return img.mode, img.size
+        except DatasetError:
+            raise
         except Exception as e:  # PIL raises many types for garbage (OSError, SyntaxError, ValueError, ...)
             raise DatasetError(f"{self.where}: {name}: not a readable image ({one_line(e)})") from None
 
@@ -191,17 +302,42 @@ def parse_label_table(raw: Any, where: str, label_dim: int = LABEL_DIM) -> dict[
     for i, pair in enumerate(pairs):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], str)):
             raise DatasetError(f"{where}: labels[{i}] is not a [relpath, [floats]] pair")
-        name = pair[0].replace("\\", "/")
+        name = safe_member_name(pair[0], f"{where}: labels[{i}]")
         if name in table:
             raise DatasetError(f"{where}: {name}: labelled twice")
         table[name] = parse_label(pair[1], f"{where}: {name}", label_dim)
     return table
 
 
+def _json_depth_ok(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the brackets of a JSON text nest at most ``limit`` deep (brackets inside strings are skipped);
+    checked before parsing, so a hostile file never reaches the parser's recursion."""
+    depth = 0
+    for m in _JSON_TOKENS.finditer(text):
+        tok = m.group()
+        if tok in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif tok in "]}":
+            depth -= 1
+    return True
+
+
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
 def _load_json(data: bytes, where: str) -> Any:
+    """Parse a JSON file's bytes (UTF-8, nesting at most :data:`MAX_JSON_DEPTH`); errors are one line."""
     try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{where}: not UTF-8 text ({one_line(e)})") from None
+    if not _json_depth_ok(text):
+        raise DatasetError(f"{where}: JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError, ValueError) as e:
         raise DatasetError(f"{where}: invalid JSON ({one_line(e)})") from None
 
 
@@ -248,7 +384,7 @@ def to_rgb(img: Image.Image, alpha: str = "drop") -> np.ndarray:
 def decode_image(data: bytes, where: str, alpha: str = "drop") -> np.ndarray:
     """Encoded file bytes -> uint8 [H, W, 3]; any failure is a one-line :class:`DatasetError`."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with open_image(io.BytesIO(data), where, DatasetError) as img:
             check_mode(img.mode, where)
             img.load()
             return to_rgb(img, alpha)
@@ -256,6 +392,23 @@ def decode_image(data: bytes, where: str, alpha: str = "drop") -> np.ndarray:
         raise
     except Exception as e:  # truncated/corrupt data: OSError, SyntaxError, ValueError, zlib errors, ...
         raise DatasetError(f"{where}: cannot decode image ({one_line(e)})") from None
+
+
+def check_depth_header(data: bytes, where: str, resolution: int) -> None:
+    """A depth ``.npy`` must be float [resolution, resolution]; its header is checked before anything is
+    allocated (a header may claim any shape)."""
+    want = (resolution, resolution)
+    try:
+        f = io.BytesIO(data)
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+    except (ValueError, OSError, EOFError, TypeError, SyntaxError) as e:
+        raise DatasetError(f"{where}: unreadable depth ({one_line(e)})") from None
+    if tuple(shape) != want:
+        raise DatasetError(f"{where}: depth is {tuple(shape)}, expected {want}")
+    if dtype.kind != "f":
+        raise DatasetError(f"{where}: depth holds {dtype}, expected floats")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -350,6 +503,11 @@ def scan_dataset(path: str | os.PathLike, *, label_dim: int = LABEL_DIM, collect
             fail(f"{w}: {name}: has depth in dataset.json but no image")
         elif depth[name] not in src.names:
             fail(f"{w}: {depth[name]}: depth file named in dataset.json is missing")
+        elif resolution is not None:
+            try:
+                check_depth_header(src.head(depth[name]), f"{w}: {depth[name]}", resolution)
+            except DatasetError as e:
+                fail(str(e))
     return Scan(src, images, labels, resolution, modes, depth, centers, meta, errors)
 
 
@@ -372,7 +530,11 @@ def _parse_extras(raw: dict, w: str, fail: Callable[[str], None]) -> tuple[dict[
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
             fail(f"{w}: dataset.json: depth[{i}] is not a [relpath, depth_relpath] pair")
             continue
-        depth[pair[0]] = pair[1]
+        try:
+            depth[safe_member_name(pair[0], f"{w}: dataset.json: depth[{i}]")] = safe_member_name(
+                pair[1], f"{w}: dataset.json: depth[{i}]")
+        except DatasetError as e:
+            fail(str(e))
     for i, pair in enumerate(raw.get("centers") or []):
         ok = isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], list)
         vals = np.asarray(pair[1], dtype=np.float64) if ok and all(
@@ -380,7 +542,10 @@ def _parse_extras(raw: dict, w: str, fail: Callable[[str], None]) -> tuple[dict[
         if vals is None or vals.shape != (3,) or not np.isfinite(vals).all():
             fail(f"{w}: dataset.json: centers[{i}] is not a [relpath, [x, y, z]] pair")
             continue
-        centers[pair[0]] = vals.astype(np.float32)
+        try:
+            centers[safe_member_name(pair[0], f"{w}: dataset.json: centers[{i}]")] = vals.astype(np.float32)
+        except DatasetError as e:
+            fail(str(e))
     return depth, centers
 
 
@@ -496,12 +661,12 @@ class ImageDataset(Dataset):
         if name not in self._depth:
             return None
         where = f"{self._src.where}: {self._depth[name]}"
+        data = self._src.read(self._depth[name])
+        check_depth_header(data, where, self._resolution)  # the shape, before anything is allocated
         try:
-            depth = np.load(io.BytesIO(self._src.read(self._depth[name])), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
+            depth = np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError, EOFError, TypeError) as e:
             raise DatasetError(f"{where}: unreadable depth ({one_line(e)})") from None
-        if depth.shape != (self._resolution, self._resolution):
-            raise DatasetError(f"{where}: depth is {depth.shape}, expected {(self._resolution,) * 2}")
         depth = depth.astype(np.float32)
         return np.ascontiguousarray(depth[:, ::-1]) if self._xflip[idx] else depth
 

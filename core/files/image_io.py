@@ -6,12 +6,20 @@
 * framing: the largest centred square (default), or a crop box (left, top, size) in pixels of the
   orientation-corrected photo; then a Lanczos resize to the requested side (EG3D's FFHQ crops are Lanczos-resized).
 
-TIFF files that PIL cannot decode (e.g. 16-bit or float RGB) are read through imageio's tifffile plugin.
+TIFF files that PIL cannot decode (e.g. 16-bit or float RGB) are read through tifffile.
+
+Every decoder (Pillow, tifffile, and the dataset reader :mod:`core.files.dataset`) refuses an image above one
+shared pixel count, :func:`max_pixels` (``TRIDENT_MAX_PIXELS``, default 100 million), from the file's header,
+before any pixel is decoded (a decompression bomb is a small file that decodes to gigabytes).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -22,11 +30,58 @@ from .atomic import atomic_output
 
 __all__ = ["PhotoError", "load_photo", "to_rgb8", "crop_square", "photo_to_tensor", "parse_crop_box"]
 
-MAX_PIXELS = 200_000_000       # refuse absurd images before decoding them (decompression bombs)
+MAX_PIXELS = 100_000_000       # default pixel limit of every image decoder (about 300 MB as 8-bit RGB)
 
 
 class PhotoError(TridentError):
     """The photo cannot be read or framed as asked; the message names the file or the bad setting."""
+
+
+def max_pixels() -> int:
+    """The most pixels (width x height) any image decoder accepts: ``TRIDENT_MAX_PIXELS`` or :data:`MAX_PIXELS`."""
+    text = os.environ.get("TRIDENT_MAX_PIXELS", "").strip()
+    try:
+        limit = int(float(text)) if text else MAX_PIXELS
+    except (ValueError, OverflowError):
+        raise TridentError(f"TRIDENT_MAX_PIXELS={text!r} is not a number of pixels") from None
+    if limit < 1:
+        raise TridentError(f"TRIDENT_MAX_PIXELS={text!r} must be positive")
+    return limit
+
+
+def too_many_pixels(width: int, height: int) -> str | None:
+    """Why a ``width`` x ``height`` image is refused before decoding (None: it is within :func:`max_pixels`)."""
+    limit = max_pixels()
+    if int(width) * int(height) <= limit:
+        return None
+    return (f"{width}x{height} pixels is above the limit of {limit:,} pixels (a decompression bomb or an absurd "
+            f"image; raise TRIDENT_MAX_PIXELS to accept it)")
+
+
+@contextlib.contextmanager
+def open_image(fp, where: str, error: type[TridentError] = PhotoError) -> Iterator[Image.Image]:
+    """``PIL.Image.open`` with the shared pixel limit checked from the header (nothing decoded yet); Pillow's own
+    bomb check uses the same limit and its warning is not printed (the limit decides, with one error line)."""
+    limit = max_pixels()
+    Image.MAX_IMAGE_PIXELS = limit  # Pillow refuses above twice this at open(); we refuse above it, below
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
+        try:
+            img = Image.open(fp)
+        except Image.DecompressionBombError as e:
+            found = re.search(r"\((\d+) pixels\)", str(e))  # Pillow's text holds the header's pixel count
+            size = f"{found.group(1)} pixels" if found else "the image"
+            raise error(f"{where}: {size} is above the limit of {limit:,} pixels (a decompression bomb or an "
+                        f"absurd image; raise TRIDENT_MAX_PIXELS to accept it)") from None
+    with img:
+        why = too_many_pixels(*img.size)
+        if why:
+            raise error(f"{where}: {why}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module="PIL")  # e.g. "Corrupt EXIF data"
+            yield img
 
 
 def to_rgb8(arr: np.ndarray) -> np.ndarray:
@@ -79,27 +134,46 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if not p.is_file():
         raise PhotoError(f"{p} is not a file")
     try:
-        with Image.open(p) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise PhotoError(f"{p}: {img.width}x{img.height} pixels is too large")
+        with open_image(p, str(p)) as img:
             arr = _pil_to_array(img)
     except PhotoError:
         raise
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as pil_error:
+    except (OSError, ValueError, SyntaxError) as pil_error:
         msg = first_line(pil_error) or type(pil_error).__name__
         if p.suffix.lower() not in (".tif", ".tiff"):
             raise PhotoError(f"cannot read image {p}: {msg}") from None
-        try:
-            import imageio.v3 as iio
-
-            arr = np.asarray(iio.imread(p, plugin="tifffile"))
-        except Exception:  # noqa: BLE001 - any decoder failure is "not an image we can read"
-            raise PhotoError(f"cannot read image {p}: {msg}") from None
-        if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 2, 3, 4):
-            arr = arr.transpose(1, 2, 0)      # channel-first TIFF pages
+        arr = _read_tiff(p, msg)
     if arr.ndim < 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise PhotoError(f"{p} holds no image pixels")
     return to_rgb8(arr)
+
+
+def _read_tiff(p: Path, pil_msg: str) -> np.ndarray:
+    """The first page of a TIFF that Pillow cannot decode (16-bit or float RGB), through tifffile, with the pixel
+    limit checked on the page's shape before its data is decoded."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(p) as tif:
+            page = tif.pages.first
+            shape = tuple(int(v) for v in page.shape)
+            if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] not in (1, 2, 3, 4):
+                shape = (shape[1], shape[2], shape[0])       # channel-first (planar) page
+            h, w = (shape + (1, 1))[:2]
+            values = float(np.prod(shape, dtype=np.float64))  # pixels x channels (x samples of extra axes)
+            why = too_many_pixels(w, h)
+            if why is None and values > 4.0 * max_pixels():
+                why = f"a {'x'.join(map(str, shape))} page is above the limit of {max_pixels():,} pixels x 4 values"
+            if why:
+                raise PhotoError(f"{p}: {why}")
+            arr = np.asarray(page.asarray())
+    except PhotoError:
+        raise
+    except Exception:  # noqa: BLE001 - any decoder failure is "not an image we can read"
+        raise PhotoError(f"cannot read image {p}: {pil_msg}") from None
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 2, 3, 4):
+        arr = arr.transpose(1, 2, 0)      # channel-first TIFF pages
+    return arr
 
 
 def parse_crop_box(text: str | None) -> tuple[int, int, int] | None:

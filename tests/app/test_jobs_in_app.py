@@ -85,8 +85,10 @@ def test_inversion_from_the_app_becomes_the_current_latent(viewer, tmp_path):
     photo = tmp_path / "photo.png"
     rgb = (np.random.RandomState(0).rand(96, 160, 3) * 255).astype(np.uint8)
     Image.fromarray(rgb).save(photo)
-    assert not w.load(str(tmp_path / "missing.png")) and w.photo_error
-    assert w.load(str(photo)) and w.photo.shape == (128, 128, 3) and w.photo_error is None  # centred 96 px square
+    finish(v, w.load(str(tmp_path / "missing.png")))   # decoded off the UI thread, shown at the next frame
+    assert w.photo is None and "missing.png" in w.photo_error
+    finish(v, w.load(str(photo)))
+    assert w.photo.shape == (128, 128, 3) and w.photo_error is None  # centred 96 px square
     w.steps, w.space, w.lpips = 2, 1, False
     task = w.start()
     finish(v, task)

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from core.commands.common import UsageError, resolve_device
+from core.errors import CheckpointError
 from core.files.checkpoint import load_snapshot
 
 from .. import runs
@@ -52,16 +53,21 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _resume_target(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
+def _distill_snapshot(path: Path):
+    """A snapshot a distillation run can continue from: it loads and holds the distillation state."""
+    snap = load_snapshot(path)
+    if "distill" not in snap.extra:
+        raise CheckpointError(f"{path.name} holds no distillation state")
+    return snap
+
+
+def _resume_target(args: argparse.Namespace) -> "runs.Resume | None":
     if args.resume == "auto":
-        run_dir = runs.find_resume_run(args.outdir) if args.outdir.exists() else None
-        return run_dir, (runs.latest_snapshot(run_dir) if run_dir is not None else None)
+        return runs.resume_auto(args.outdir, _distill_snapshot)
     if args.resume:
-        path = Path(args.resume)
-        if not path.is_file():
-            raise UsageError(f"no such snapshot: {path}")
-        return path.parent, path
-    return None, None
+        return runs.resume_from(Path(args.resume), args.outdir, "resume-" + Path(args.resume).resolve().parent.name,
+                                _distill_snapshot)
+    return None
 
 
 def _camera_labels(cfg) -> "object | None":
@@ -85,15 +91,19 @@ def run(args: argparse.Namespace) -> int:
             overrides.append(f"{key}={flag}")
     if args.data is not None:
         overrides.append(f"sampling.data={json.dumps(str(args.data))}")
-    run_dir, resume_path = _resume_target(args)
-    if resume_path is None and args.teacher is None:
+    if args.resume is None and args.teacher is None:
         raise UsageError("--teacher PKL is required (unless resuming a distillation run)")
-    if resume_path is not None and (run_dir / "config.yaml").exists():
-        cfg = load_distill_config(run_dir / "config.yaml", overrides)  # the run's own config, plus new overrides
+    resume = _resume_target(args)
+    if resume is None and args.teacher is None:
+        raise UsageError(f"--resume auto: no distillation snapshot under {args.outdir}; pass --teacher PKL")
+    run_dir = lock = None
+    resume_path = resume.snapshot if resume is not None else None
+    if resume is not None and resume.config is not None:
+        cfg = load_distill_config(resume.config, overrides)  # the run's own config, plus new overrides
     else:
         cfg = load_distill_config(args.config, overrides)
     # the teacher travels inside distillation snapshots, so a resumed run keeps its own teacher
-    snap = load_snapshot(resume_path if resume_path is not None else args.teacher)
+    snap = resume.snap if resume is not None else load_snapshot(args.teacher)
     labels = _camera_labels(cfg)
 
     rank, world = _init_distributed(args.device)
@@ -116,13 +126,14 @@ def run(args: argparse.Namespace) -> int:
         distill.restore_distill_snapshot(d, snap, resume_path.name)
         if world > 1:
             d.gen.manual_seed(cfg.run.seed * 1000 + rank + d.progress.batch_idx)
+        run_dir, lock = resume.run_dir, resume.lock
         if rank == 0:
-            runs.clear_stale_writes(run_dir)
+            runs.trim_stats(run_dir / "stats.jsonl", d.progress.cur_nimg)
             if args.teacher is not None:
                 print(f"note: --teacher ignored, the teacher inside {resume_path.name} is used")
             print(f"resuming {run_dir.name} from {resume_path.name} at {d.progress.cur_nimg / 1000:.3f} kimg")
     elif rank == 0:
-        run_dir = runs.new_run_dir(args.outdir, f"{Path(str(args.config)).stem}-{Path(args.teacher).stem}")
+        run_dir, lock = runs.new_run_dir(args.outdir, f"{Path(str(args.config)).stem}-{Path(args.teacher).stem}")
         print(f"new run {run_dir}" + (f" ({world} processes)" if world > 1 else ""))
     if world > 1:
         holder = [str(run_dir) if rank == 0 else None]
@@ -158,6 +169,12 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         if world > 1:
             torch.distributed.destroy_process_group()
+        if lock is not None:
+            lock.release()
     if rank == 0:
-        print(f"done: {run_dir / runs.snapshot_name(d.progress.cur_nimg if last is None else last)}")
+        if last is None:  # nothing left to distil: the run already reached --kimg
+            print(f"nothing to distil: {run_dir.name} is at {d.progress.cur_nimg / 1000:.3f} kimg, run.kimg is "
+                  f"{total:g}; its latest snapshot is {resume_path}")
+        else:
+            print(f"done: {run_dir / runs.snapshot_name(last)}")
     return 0

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from core.commands.common import UsageError, resolve_device
+from core.errors import CheckpointError
 from core.files.checkpoint import load_snapshot
 from core.files.dataset import ImageDataset
 
 from .. import loop, runs
-from ..config import dump_config, load_config
+from ..config import ConfigError, dump_config, generator_config, load_config
 from ..loader import make_loader
 
 
@@ -77,18 +79,19 @@ def run(args: argparse.Namespace) -> int:
     if args.data is not None:
         overrides.append(f"data.path={json.dumps(str(args.data))}")
 
-    run_dir = resume_path = None
+    if args.kimg is not None and not (args.kimg > 0 and math.isfinite(args.kimg)):
+        raise UsageError(f"--kimg must be a positive number of thousands of images, got {args.kimg}")
+    if args.snap_kimg is not None and not (args.snap_kimg > 0 and math.isfinite(args.snap_kimg)):
+        raise UsageError(f"--snap-kimg must be a positive number, got {args.snap_kimg}")
+    resume = None
     if args.resume == "auto":
-        run_dir = runs.find_resume_run(args.outdir) if args.outdir.exists() else None
-        if run_dir is not None:
-            resume_path = runs.latest_snapshot(run_dir)
+        resume = runs.resume_auto(args.outdir, _training_snapshot)
     elif args.resume:
-        resume_path = Path(args.resume)
-        if not resume_path.is_file():
-            raise UsageError(f"no such snapshot: {resume_path}")
-        run_dir = resume_path.parent
-    if resume_path is not None and (run_dir / "config.yaml").exists():
-        cfg = load_config(run_dir / "config.yaml", overrides)  # the run's own config, plus any new overrides
+        resume = runs.resume_from(Path(args.resume), args.outdir, "resume-" + Path(args.resume).resolve().parent.name,
+                                  _training_snapshot)
+    resume_path = resume.snapshot if resume is not None else None
+    if resume is not None and resume.config is not None:
+        cfg = load_config(resume.config, overrides)  # the run's own config, plus any new overrides
     else:
         cfg = load_config(args.config, overrides)
     if cfg.data.path is None:
@@ -106,21 +109,25 @@ def run(args: argparse.Namespace) -> int:
     group = min(cfg.discriminator.mbstd_group_size, cfg.optim.batch_gpu)
     if cfg.optim.batch_gpu % group:
         raise UsageError("optim.batch_gpu must be a multiple of discriminator.mbstd_group_size")
+    check_dataset(dataset, cfg)
     # the architecture comes from the model file when fine-tuning or resuming, from the preset otherwise
-    init = load_snapshot(args.init) if args.init else (load_snapshot(resume_path) if resume_path else None)
+    init = load_snapshot(args.init) if args.init else (resume.snap if resume is not None else None)
     t = loop.build_trainer(cfg, dataset.resolution, device, dataset.label_std(), seed=cfg.run.seed, init=init)
     t.rank, t.world_size = rank, world
     t.gen.manual_seed(cfg.run.seed * 1000 + rank)  # different latents and cameras per process
-    if resume_path is not None:
+    run_dir = lock = None
+    if resume is not None:
         loop.restore_training_snapshot(t, init)  # the snapshot already loaded above
+        run_dir, lock = resume.run_dir, resume.lock
         if rank == 0:
-            runs.clear_stale_writes(run_dir)
-            print(f"resuming {run_dir.name} from {resume_path.name} at {t.progress.cur_nimg / 1000:.3f} kimg")
+            runs.trim_stats(run_dir / "stats.jsonl", t.progress.cur_nimg)
+            where = "" if run_dir == resume_path.parent else f" (from {resume_path}; this run writes to {run_dir})"
+            print(f"resuming {run_dir.name} from {resume_path.name} at {t.progress.cur_nimg / 1000:.3f} kimg{where}")
         if world > 1:
             t.gen.manual_seed(cfg.run.seed * 1000 + rank + t.progress.batch_idx)
     elif rank == 0:
         desc = f"{Path(str(args.config)).stem}-{Path(cfg.data.path).stem}"
-        run_dir = runs.new_run_dir(args.outdir, desc)
+        run_dir, lock = runs.new_run_dir(args.outdir, desc)
         print(f"new run {run_dir}" + (f" ({world} processes)" if world > 1 else ""))
     if world > 1:
         holder = [str(run_dir) if rank == 0 else None]
@@ -148,9 +155,32 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         if world > 1:
             torch.distributed.destroy_process_group()
+        if lock is not None:
+            lock.release()
     if rank == 0:
-        print(f"done: {run_dir / runs.snapshot_name(t.progress.cur_nimg if last is None else last)}")
+        if last is None:  # nothing left to train: the run already reached --kimg
+            print(f"nothing to train: {run_dir.name} is at {t.progress.cur_nimg / 1000:.3f} kimg, run.kimg is "
+                  f"{total:g}; its latest snapshot is {resume_path}")
+        else:
+            print(f"done: {run_dir / runs.snapshot_name(last)}")
     return 0
+
+
+def _training_snapshot(path: Path):
+    """A snapshot a training run can continue from: it loads and holds the training state."""
+    snap = load_snapshot(path)
+    if "train" not in snap.extra:
+        raise CheckpointError(f"{path.name} holds no training state (use --init to fine-tune from it)")
+    return snap
+
+
+def check_dataset(dataset: ImageDataset, cfg) -> None:
+    """Refuse, before anything is built or written, a dataset whose image size the architecture cannot make."""
+    res = dataset.resolution
+    try:
+        generator_config(cfg, res)
+    except ConfigError as e:
+        raise UsageError(f"{cfg.data.path}: cannot train on {res}x{res} images with this config ({e})") from None
 
 
 def _init_distributed(device_arg: str) -> tuple[int, int]:
