@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from core.conventions import DEFAULT_FOV_DEG
+from core.defaults import INVERT_LOSS, INVERT_STEPS, MESH_GRID, MESH_LEVEL
 
 from .model_backend import ModelBackend
 from .requests import LatentSpec
@@ -28,8 +29,8 @@ def _hooks(task: Task):
 @dataclass
 class MeshJob:
     latent: LatentSpec
-    resolution: int = 128
-    level: float = 10.0
+    resolution: int = MESH_GRID
+    level: float = MESH_LEVEL
     colors: bool = True
 
 
@@ -99,8 +100,8 @@ class InversionJob:
     pitch: float = 0.0
     fov_deg: float = DEFAULT_FOV_DEG
     space: str = "w+"
-    steps: int = 300
-    loss: str = "mse"
+    steps: int = INVERT_STEPS
+    loss: str = INVERT_LOSS
     pti_steps: int = 0
     optimize_camera: bool = False
     branch: str = "sr2d"

@@ -9,9 +9,12 @@ import time
 import math
 from pathlib import Path
 
-from core.errors import TridentError
+from core.commands.angle_args import add_angle_args
 from core.commands.common import OneLineParser
+from core.defaults import MESH_LEVEL, checked_yaw_pitch
+from core.errors import TridentError
 
+from .orbit import PITCH_LIMIT
 from .state import VIEWS
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -57,12 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: all cores but one)")
     p.add_argument("--view", default="rgb", choices=VIEWS, help="what the panes show at start (default rgb)")
     p.add_argument("--seed", type=int, default=0, help="latent seed at start (default 0)")
-    p.add_argument("--yaw", type=float, default=0.0, help="camera yaw at start, degrees from frontal")
-    p.add_argument("--pitch", type=float, default=0.0, help="camera pitch at start, degrees from frontal")
+    add_angle_args(p, "start camera")   # radians like python -m core samples; --yaw-deg/--pitch-deg in degrees
     p.add_argument("--mesh", type=int, default=0, metavar="GRID",
                    help="once the model is loaded, extract the start latent's mesh on a GRID^3 grid and open the mesh "
                         "pane (with --screenshot the capture waits for it)")
-    p.add_argument("--mesh-level", type=float, default=10.0, help="iso level of --mesh (raw density; default 10)")
+    p.add_argument("--mesh-level", type=float, default=MESH_LEVEL,
+                   help=f"iso level of --mesh (raw density; default {MESH_LEVEL:g})")
     return p
 
 
@@ -133,8 +136,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--frames must be at least 1")
     if args.seed < 0:
         raise UsageError("--seed must be >= 0")
-    if abs(args.pitch) >= 85:
-        raise UsageError("--pitch must be within (-85, 85) degrees")
+    try:
+        yaw, pitch = checked_yaw_pitch(args.yaw, args.pitch, args.yaw_deg, args.pitch_deg)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if abs(pitch) > PITCH_LIMIT:
+        raise UsageError(f"the start pitch must be within +-{math.degrees(PITCH_LIMIT):.0f} degrees")
+    args.start_camera = (yaw, pitch)
     if args.mesh and not 16 <= args.mesh <= 512:
         raise UsageError("--mesh must be a grid size from 16 to 512")
     import torch
@@ -162,7 +170,7 @@ def _run_viewer(args: argparse.Namespace, size: tuple[int, int], path: str) -> i
     try:
         viewer.state.render.view = args.view
         viewer.state.latent.seed = args.seed
-        viewer.initial_camera = (math.radians(args.yaw), math.radians(args.pitch))
+        viewer.initial_camera = args.start_camera
         if args.mesh:
             request_start_mesh(viewer, args.mesh, args.mesh_level)
         viewer.open_model(path)

@@ -9,6 +9,8 @@ import sys
 import numpy as np
 from imgui_bundle import imgui
 
+from core.defaults import INVERT_LOSS, INVERT_STEPS, PTI_STEPS
+
 from ..gl import Texture
 from ..panes import DIM_COLOR, ERROR_COLOR
 from ..tasks import Task
@@ -26,10 +28,10 @@ class InversionWidget:
         self.photo_error: str | None = None
         self.yaw = self.pitch = 0.0
         self.space = 1                 # 0 = W, 1 = W+
-        self.steps = 300
-        self.lpips = False
+        self.steps = INVERT_STEPS
+        self.lpips = INVERT_LOSS == "lpips"
         self.pti = False
-        self.pti_steps = 100
+        self.pti_steps = PTI_STEPS
         self.optimize_camera = False
         self.task: Task | None = None
         self.outcome = None

@@ -6,6 +6,8 @@ import os
 
 from imgui_bundle import imgui
 
+from core.defaults import MESH_GRID, MESH_LEVEL
+
 from ..mesh_view import SHADING, SHADING_LABELS
 from ..panes import DIM_COLOR, ERROR_COLOR
 from ..tasks import Task
@@ -17,8 +19,8 @@ FORMATS = (".ply", ".obj", ".glb")
 class MeshWidget:
     def __init__(self, viewer):
         self.viewer = viewer
-        self.resolution = 128
-        self.level = 10.0
+        self.resolution = MESH_GRID
+        self.level = MESH_LEVEL
         self.colors = True
         self.path = "mesh.ply"
         self.task: Task | None = None
