@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mesh", type=int, default=0, metavar="GRID",
                    help="once the model is loaded, extract the start latent's mesh on a GRID^3 grid and open the mesh "
                         "pane (with --screenshot the capture waits for it)")
+    p.add_argument("--outdir", default=None, metavar="DIR",
+                   help="where screenshots, videos, meshes and inversions go (default: $TRIDENT_OUTDIR, else "
+                        "~/.local/share/trident)")
     p.add_argument("--mesh-level", type=float, default=MESH_LEVEL,
                    help=f"iso level of --mesh (raw density; default {MESH_LEVEL:g})")
     return p
@@ -171,6 +174,8 @@ def _run_viewer(args: argparse.Namespace, size: tuple[int, int], path: str) -> i
         viewer.state.render.view = args.view
         viewer.state.latent.seed = args.seed
         viewer.initial_camera = args.start_camera
+        if args.outdir:
+            viewer.outdir = os.path.abspath(os.path.expanduser(args.outdir))
         if args.mesh:
             request_start_mesh(viewer, args.mesh, args.mesh_level)
         viewer.open_model(path)

@@ -16,6 +16,7 @@ from .requests import BranchResult
 MODES = {"rgb": 0, "raw": 0, "depth": 1, "normals": 2}
 ERROR_COLOR = imgui.ImVec4(1.0, 0.45, 0.4, 1.0)
 DIM_COLOR = imgui.ImVec4(0.6, 0.6, 0.6, 1.0)
+WARN_COLOR = imgui.ImVec4(1.0, 0.8, 0.3, 1.0)
 
 
 @dataclass
@@ -38,7 +39,9 @@ def image_area(label: str, tex_id: int, side: float) -> PaneInput:
     active, hovered = imgui.is_item_active(), imgui.is_item_hovered()
     imgui.get_window_draw_list().add_image(imgui.ImTextureRef(tex_id), pos, imgui.ImVec2(pos.x + side, pos.y + side),
                                            imgui.ImVec2(0, 1), imgui.ImVec2(1, 0))
-    drag = (io.mouse_delta.x, io.mouse_delta.y) if active else (0.0, 0.0)
+    # a drag starts at the press point: the press frame's mouse delta (a cursor that jumped before the press, e.g.
+    # from outside the window) is not part of it
+    drag = (io.mouse_delta.x, io.mouse_delta.y) if active and not imgui.is_item_activated() else (0.0, 0.0)
     return PaneInput(drag=drag, wheel=io.mouse_wheel if hovered else 0.0, hovered=hovered, dragging=active,
                      size_px=side, origin=(pos.x, pos.y))
 

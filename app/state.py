@@ -51,8 +51,9 @@ class CameraState:
     pitch: float = 0.0
     radius: float = DEFAULT_RADIUS
     fov_deg: float = DEFAULT_FOV_DEG
-    auto_orbit: bool = False
-    orbit_speed: float = 0.5         # radians per second
+    auto_orbit: bool = False         # swing the yaw inside the training camera range
+    orbit_speed: float = 0.5         # radians per second (the swing's fastest turn)
+    orbit_phase: float = 0.0
 
     def spec(self) -> CameraSpec:
         return CameraSpec(yaw=round(self.yaw, 5), pitch=round(self.pitch, 5), radius=round(self.radius, 5),

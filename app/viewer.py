@@ -22,7 +22,8 @@ from core.files.image_io import save_png
 from .async_renderer import AsyncRenderer, LoadFailed, ModelLoaded
 from .capture import next_free
 from .mesh_view import MeshView
-from .orbit import auto_orbit, drag_orbit, pingpong, wheel_zoom
+from .orbit import drag_orbit, outside_range, pingpong, swing, wheel_zoom, wrap_angle
+from .outputs import default_outdir, resolve as resolve_output
 from .panes import DIM_COLOR, ERROR_COLOR, DisplayShader, ImagePane
 from .recent import RecentFiles
 from .requests import Backend, BranchResult, LatentBank, ModelInfo, branch_label
@@ -91,6 +92,9 @@ class Viewer:
         self._drawn_content: tuple = ()
         self.initial_camera = (0.0, 0.0)  # yaw, pitch (radians) set when a model is opened
         self.pending_after_load: Callable[[], None] | None = None  # run once after the next model load
+        self.outdir = str(default_outdir())   # screenshots, videos, meshes, inversions go below it (app.outputs)
+        self.original: tuple[Backend, str] | None = None  # while exploring tuned weights: the model to go back to
+        self.tuned_note = ""                  # what the tuned weights are ("PTI-tuned on photo.png")
         self.widgets = [ModelWidget(self), LatentWidget(self), CameraWidget(self), RenderWidget(self),
                         InversionWidget(self), MeshWidget(self), ExportWidget(self), PerfWidget(self)]
 
@@ -101,7 +105,47 @@ class Viewer:
     # -- actions --------------------------------------------------------------------------------------------
     def open_model(self, path: str) -> None:
         self.load_error = None
+        self.original, self.tuned_note = None, ""   # a new model file leaves any tuned weights behind
         self.renderer.open(os.path.expanduser(path))
+
+    def output_path(self, name: str) -> str:
+        """``name`` below the output folder (absolute names are kept)."""
+        return str(resolve_output(self.outdir, name))
+
+    def explore_tuned(self, backend: Backend, note: str, after_load: Callable[[], None] | None = None) -> None:
+        """Render through other weights (a PTI-tuned copy of the model) until :meth:`back_to_original`; the
+        Model panel and every pane title say so."""
+        if self.original is None and self.renderer.backend is not None:
+            self.original = (self.renderer.backend, self.model_path or "")
+        self.tuned_note = note
+        self.pending_after_load = after_load
+        self.renderer.set_backend(backend, self.model_path or "")
+
+    def back_to_original(self) -> None:
+        """Leave the tuned weights: the model that was open before comes back (latent and camera are kept)."""
+        if self.original is None:
+            return
+        backend, path = self.original
+        self.original, self.tuned_note = None, ""
+        latent = self.state.latent
+        keep = (latent.seed, latent.stored, latent.use_stored, self.state.camera.yaw, self.state.camera.pitch)
+
+        def restore() -> None:
+            (latent.seed, latent.stored, latent.use_stored, self.state.camera.yaw, self.state.camera.pitch) = keep
+        self.pending_after_load = restore
+        self.renderer.set_backend(backend, path)
+
+    def pane_title(self, name: str) -> str:
+        """What a pane renders: its branch, tuned weights, the student's fixed camera, views outside training."""
+        notes = []
+        if self.tuned_note:
+            notes.append("PTI-tuned" if name != "student" else "NOT tuned")
+        if name == "student":
+            notes.append("ignores radius, FOV")
+        c = self.state.camera
+        if self.info is not None and outside_range(c.yaw, c.pitch, self.info.camera_range):
+            notes.append("outside training views")
+        return " | ".join([name] + notes) if notes else branch_label(name)
 
     def pane_names(self) -> list[str]:
         return list(self.panes) + (["mesh"] if self.mesh_view is not None else [])
@@ -159,6 +203,10 @@ class Viewer:
     def _on_model(self, event: ModelLoaded) -> None:
         for pane in self.panes.values():
             pane.delete()
+        self.close_mesh_view()   # per-model state: the previous model's (or weights') mesh is not this one's
+        for widget in self.widgets:
+            if hasattr(widget, "model_changed"):
+                widget.model_changed()
         self.info, self.model_path, self.load_error = event.info, event.path, None
         self.panes = {b: ImagePane(b, self.display) for b in event.info.branches}
         self.branch_ms = {b: deque(maxlen=60) for b in event.info.branches}
@@ -195,7 +243,8 @@ class Viewer:
     def _animate(self, dt: float) -> None:
         c, s = self.state.camera, self.state.latent
         if c.auto_orbit:
-            c.yaw = auto_orbit(c.yaw, dt, c.orbit_speed)
+            amplitude = self.info.camera_range[0] if self.info is not None else math.radians(35)
+            c.orbit_phase, c.yaw = swing(c.orbit_phase, dt, c.orbit_speed, amplitude)
         if s.interp_animate:
             s.interp_phase = (s.interp_phase + s.interp_speed * dt) % 1.0
             s.interp_t = pingpong(s.interp_phase)
@@ -204,6 +253,7 @@ class Viewer:
         c = self.state.camera
         if drag != (0.0, 0.0):
             c.yaw, c.pitch = drag_orbit(c.yaw, c.pitch, drag[0], drag[1], size_px)
+            c.yaw = wrap_angle(c.yaw)   # shown in degrees within +-180
         if wheel:
             c.radius = wheel_zoom(c.radius, wheel)
 
@@ -222,7 +272,9 @@ class Viewer:
                     | imgui.WindowFlags_.no_background)  # the clear colour is the background (window.py)
         imgui.push_item_width(-imgui.get_font_size() * LABEL_WIDTH_EM)
         for widget in self.widgets:
+            imgui.push_id(type(widget).__name__)   # one ID scope per panel: equal labels never conflict
             widget()
+            imgui.pop_id()
         imgui.pop_item_width()
         imgui.end()
 
@@ -256,7 +308,7 @@ class Viewer:
                 imgui.end()
                 continue
             pane = self.panes[name]
-            imgui.begin(f"{branch_label(name)}###{name}", None, PANE_FLAGS)
+            imgui.begin(f"{self.pane_title(name)}###{name}", None, PANE_FLAGS)
             inp = pane.draw(self.state.render.view, max(16.0, side - chrome), pane.stamp < pending)
             self._apply_pane_input(inp.drag, inp.wheel, inp.size_px)
             imgui.end()

@@ -19,6 +19,8 @@ TRUNCATION_CUTOFF = 14        # number of ws that truncation applies to (EG3D ge
 DETERMINISTIC = True          # linspace depth samples: no per-frame speckle (EG3D jitters; --no-deterministic)
 
 # -- cameras --------------------------------------------------------------------------------------------------
+CAMERA_RANGE_DEG = (35.0, 15.0)  # training camera range, +- yaw and pitch from frontal, when a model does not
+#                                 record its own: EG3D's FFHQ poses, and Trident's synthetic dataset (clipped to it)
 MAX_YAW_RAD = 2 * math.pi     # a larger --yaw is almost surely degrees given as radians: an error, not a back view
 MAX_PITCH_RAD = math.pi / 2   # pitch offsets beyond +-90 degrees flip the look-at frame
 

@@ -94,13 +94,12 @@ class InversionWidget:
 
         def after_load() -> None:  # the new model resets the latent; point it at the inversion again
             v.state.latent.stored, v.state.latent.use_stored = v.bank.add(ws), True
-        v.pending_after_load = after_load
-        v.renderer.set_backend(backend, v.model_path or "")
+        v.explore_tuned(backend, "PTI-tuned", after_load)
 
     def save(self) -> None:
         """latent.npy, camera.npy, compare.png, inversion.json (+ the tuned network.pkl with PTI) in ``outdir``."""
         from ..jobs import save_inversion
-        backend, outcome, outdir = self.viewer.model_backend(), self.outcome, self.outdir
+        backend, outcome, outdir = self.viewer.model_backend(), self.outcome, self.viewer.output_path(self.outdir)
         if backend is not None and outcome is not None:
             self.save_task = self.viewer.start_task("save", lambda t: save_inversion(backend, outcome, outdir, t))
 
@@ -196,4 +195,5 @@ class InversionWidget:
             if imgui.button("Save latent, camera, comparison"):
                 self.save()
             if self.save_task is not None:
-                v.task_status(self.save_task, done_text=f"saved {self.outdir}/" if self.save_task.result else None)
+                v.task_status(self.save_task, done_text=f"saved {v.output_path(self.outdir)}/" if self.save_task.result
+                              else None)

@@ -6,8 +6,9 @@ import sys
 
 from imgui_bundle import imgui
 
-from ..panes import DIM_COLOR, ERROR_COLOR
+from ..panes import DIM_COLOR, ERROR_COLOR, WARN_COLOR
 
+FLAT_STD = 2.0   # uint8 levels: below this standard deviation a render counts as one flat colour
 MODEL_FILTERS = ["Model files (.pkl .pt)", "*.pkl *.pt", "All files", "*"]
 
 
@@ -35,6 +36,28 @@ class ModelWidget:
         except Exception as e:  # noqa: BLE001 - no dialog program (zenity/kdialog) on this system
             self.viewer.load_error = f"no native file dialog available ({e}); type the path instead"
 
+    def _tuned(self) -> None:
+        """Tuned weights are a mode: said in colour, with the way back."""
+        v = self.viewer
+        if not v.tuned_note:
+            return
+        imgui.push_text_wrap_pos(0.0)
+        imgui.text_colored(WARN_COLOR, f"{v.tuned_note} weights: every latent (seeds too) renders through them")
+        imgui.pop_text_wrap_pos()
+        if imgui.button("Back to the original weights"):
+            v.back_to_original()
+
+    def _untrained(self) -> None:
+        """A flat render (random-weight fixtures, a run that just started) gets an explanation."""
+        v = self.viewer
+        flat = [b for b, p in v.panes.items() if p.result is not None and p.result.image is not None
+                and p.result.error is None and float(p.result.image.std()) < FLAT_STD]
+        if flat and len(flat) == len(v.panes):
+            imgui.push_text_wrap_pos(0.0)
+            imgui.text_colored(WARN_COLOR, "every pane is one flat colour: this model's weights look untrained "
+                               "(random initialisation, or a run that just started)")
+            imgui.pop_text_wrap_pos()
+
     def __call__(self) -> None:
         v = self.viewer
         self._poll_dialog()
@@ -44,6 +67,8 @@ class ModelWidget:
             imgui.text(v.info.name)
             info = v.info
             imgui.text_colored(DIM_COLOR, f"{', '.join(info.branches)} | {info.img_resolution} px | {info.device}")
+            self._tuned()
+            self._untrained()
         elif v.renderer.loading is None and v.load_error is None:
             imgui.text_colored(DIM_COLOR, "no model loaded")
         if v.renderer.loading is not None:
@@ -70,3 +95,4 @@ class ModelWidget:
                     v.open_model(path)
             imgui.end_combo()
         imgui.text_colored(DIM_COLOR, "or drop a model file on the window")
+        _, v.outdir = imgui.input_text("Output folder", v.outdir)

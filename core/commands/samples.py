@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_latent_args(p, multiple=False, session=True)  # --seeds | --latent FILE [--camera FILE] | --session FILE
     add_angle_args(p, "render camera")
     p.add_argument("--fov-deg", type=float, default=DEFAULT_FOV_DEG, help="field of view, EG3D convention")
+    p.add_argument("--radius", type=float, default=None,
+                   help="camera distance from the world origin (default: the model's; the ray interval follows it)")
     p.add_argument("--branch", choices=BRANCHES, default="sr2d")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=DETERMINISTIC,
                    help="linspace depth samples; --no-deterministic: EG3D's jittered samples (default: on)")
@@ -71,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     if args.session is not None:
         return render_session(model, args.session, args.outdir)
     cond = model.camera_label(0.0, 0.0, fov_deg=args.fov_deg)
-    cam = model.camera_label(yaw, pitch, fov_deg=args.fov_deg)
+    if args.radius is not None and not 0.3 <= args.radius <= 30:
+        raise UsageError(f"--radius must be in [0.3, 30], got {args.radius:g}")
+    cam = model.camera_label(yaw, pitch, radius=args.radius, fov_deg=args.fov_deg)
     if args.latent is not None:  # an inversion's latent.npy, rendered from its camera.npy when given
         items = [(Path(args.latent).stem, 0, None)]
         latent_ws = latents_from_args(args, model)[0]

@@ -48,6 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         f"least {VIDEO_MIN_SIDE} px on its long side)")
     p.add_argument("--fov-deg", type=float, default=None, help=f"field of view (default {DEFAULT_FOV_DEG}, or "
                    "the --camera file's)")
+    p.add_argument("--radius", type=float, default=None,
+                   help="camera distance from the world origin (default: the model's; the ray interval follows it)")
     p.add_argument("--yaw-range", type=float, default=TURNTABLE_YAW,
                    help=f"turntable yaw amplitude, radians (default {TURNTABLE_YAW})")
     p.add_argument("--pitch-range", type=float, default=TURNTABLE_PITCH,
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                      samples=tuple(args.samples) if args.samples else None, deterministic=not args.stochastic,
                      panel_size=args.size, fov_deg=args.fov_deg or fov, yaw_range=args.yaw_range,
                      pitch_range=args.pitch_range, center_yaw=center_yaw, center_pitch=center_pitch,
-                     labels=args.labels, quality=args.quality)
+                     labels=args.labels, quality=args.quality, radius=args.radius)
     bar = tqdm(total=args.frames, desc="video", unit="frame")
 
     def progress(p) -> None:

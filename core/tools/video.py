@@ -81,6 +81,7 @@ class VideoSpec:
     pitch_range: float = TURNTABLE_PITCH
     center_yaw: float = 0.0
     center_pitch: float = -0.05
+    radius: float | None = None                   # camera distance (default: the model's avg_camera_radius)
     labels: bool | None = None                    # branch names on the panels (default: with branch="all")
     quality: int = 8                              # MP4 quality 0..10 (imageio-ffmpeg's scale)
 
@@ -133,6 +134,7 @@ def plan_video(model: Model, spec: VideoSpec) -> VideoPlan:
     _check(0 < spec.fps <= 240, f"fps must be in (0, 240], got {spec.fps}")
     _check(spec.nrr is None or 8 <= spec.nrr <= 2048, f"neural rendering resolution must be 8..2048, got {spec.nrr}")
     _check(spec.panel_size is None or 8 <= spec.panel_size <= 4096, f"panel size must be 8..4096, got {spec.panel_size}")
+    _check(spec.radius is None or 0.3 <= spec.radius <= 30, f"camera radius must be 0.3..30, got {spec.radius}")
     _check(0 <= spec.min_side <= 4096, f"minimum video side must be 0..4096, got {spec.min_side}")
     _check(0 <= spec.quality <= 10, f"quality must be 0..10, got {spec.quality}")
     if spec.samples is not None:
@@ -265,7 +267,7 @@ def render_frame(model: Model, plan: VideoPlan, f: int) -> np.ndarray:
     """Frame f of the plan -> uint8 [H, W, 3] (no padding)."""
     spec = plan.spec
     yaw, pitch = frame_offsets(spec, f)
-    c = model.camera_label(yaw, pitch, fov_deg=spec.fov_deg)
+    c = model.camera_label(yaw, pitch, radius=spec.radius, fov_deg=spec.fov_deg)
     ws_cells = plan.cell_latents(f)
     live = [i for i, w in enumerate(ws_cells) if w is not None]
     ws = torch.cat([ws_cells[i] for i in live])                         # [cells, num_ws, w_dim]
