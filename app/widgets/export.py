@@ -27,9 +27,10 @@ GRIDS = (1, 2, 3)                   # 1x1 (the current latent), 2x2 and 3x3 seed
 WHOLE_WINDOW = "whole window"
 
 
-def selection(names: list[str], name: str) -> int:
-    """Index of ``name`` in ``names`` (0 when absent: the first entry, never a neighbour of the old index)."""
-    return names.index(name) if name in names else 0
+def selection(names: list[str], name: str, fallback: str) -> int:
+    """Index of ``name`` in ``names``; while it is absent (another model), the index of ``fallback``, never a
+    neighbour of an old index. The name itself is kept, so it is selected again when its model comes back."""
+    return names.index(name) if name in names else names.index(fallback)
 
 
 class ExportWidget:
@@ -66,8 +67,7 @@ class ExportWidget:
     def video_size(self) -> tuple[int, int]:
         """(width, height) in pixels that the video will have (before padding to a multiple of 16)."""
         info = self.viewer.info
-        shown = list(info.branches) if self.branch in ("all", None) or self.branch not in info.branches \
-            else [self.branch]
+        shown = [self.branch] if self.branch in info.branches else list(info.branches)
         output = VIDEO_OUTPUTS[self.output]
         full, low = info.img_resolution, info.neural_resolution
         sizes = {"image": {b: full for b in shown}, "raw": {b: low for b in shown if b != "direct3d"},
@@ -135,8 +135,8 @@ class ExportWidget:
         mode = VIDEO_MODES[self.mode]
         branches = self.branches()
         labels = list(v.info.branches) + ["all, side by side"]
-        changed, idx = imgui.combo("Branch", selection(branches, self.branch), labels)
-        if changed or self.branch not in branches:
+        changed, idx = imgui.combo("Branch", selection(branches, self.branch, "all"), labels)
+        if changed:
             self.branch = branches[idx]
         _, self.output = imgui.combo("Output", self.output, list(VIDEO_OUTPUTS))
         imgui.begin_disabled(mode == "interp" or v.state.latent.use_stored)
@@ -176,11 +176,12 @@ class ExportWidget:
         imgui.separator_text("Screenshot")
         _, self.folder = imgui.input_text("Folder", self.folder)
         targets = [WHOLE_WINDOW] + v.pane_names()
-        changed, idx = imgui.combo("Of", selection(targets, self.target), targets)
-        if changed or self.target not in targets:
+        idx = selection(targets, self.target, WHOLE_WINDOW)
+        changed, idx = imgui.combo("Of", idx, targets)
+        if changed:
             self.target = targets[idx]
         if imgui.button("Save PNG"):
-            v.save_screenshot(v.output_path(self.folder), None if self.target == WHOLE_WINDOW else self.target)
+            v.save_screenshot(v.output_path(self.folder), None if targets[idx] == WHOLE_WINDOW else targets[idx])
         if v.last_saved:
             imgui.push_text_wrap_pos(0.0)
             imgui.text_colored(DIM_COLOR, v.last_saved)
