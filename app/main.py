@@ -14,7 +14,7 @@ from core.commands.common import OneLineParser
 from core.defaults import MESH_LEVEL, checked_yaw_pitch
 from core.errors import TridentError
 
-from .orbit import PITCH_LIMIT
+from .orbit import PITCH_LIMIT, RADIUS_RANGE
 from .state import VIEWS
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mesh", type=int, default=0, metavar="GRID",
                    help="once the model is loaded, extract the start latent's mesh on a GRID^3 grid and open the mesh "
                         "pane (with --screenshot the capture waits for it)")
+    p.add_argument("--radius", type=float, default=None,
+                   help="start camera distance (default: the model's; the wheel zooms; the ray interval follows it)")
     p.add_argument("--outdir", default=None, metavar="DIR",
                    help="where screenshots, videos, meshes and inversions go (default: $TRIDENT_OUTDIR, else "
                         "~/.local/share/trident)")
@@ -146,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     if abs(pitch) > PITCH_LIMIT:
         raise UsageError(f"the start pitch must be within +-{math.degrees(PITCH_LIMIT):.0f} degrees")
     args.start_camera = (yaw, pitch)
+    if args.radius is not None and not RADIUS_RANGE[0] <= args.radius <= RADIUS_RANGE[1]:
+        raise UsageError(f"--radius must be in [{RADIUS_RANGE[0]:g}, {RADIUS_RANGE[1]:g}], got {args.radius:g}")
     if args.mesh and not 16 <= args.mesh <= 512:
         raise UsageError("--mesh must be a grid size from 16 to 512")
     import torch
@@ -174,6 +178,7 @@ def _run_viewer(args: argparse.Namespace, size: tuple[int, int], path: str) -> i
         viewer.state.render.view = args.view
         viewer.state.latent.seed = args.seed
         viewer.initial_camera = args.start_camera
+        viewer.initial_radius = args.radius
         if args.outdir:
             viewer.outdir = os.path.abspath(os.path.expanduser(args.outdir))
         if args.mesh:

@@ -47,15 +47,20 @@ PANE_FLAGS = (imgui.WindowFlags_.no_move | imgui.WindowFlags_.no_resize | imgui.
               | imgui.WindowFlags_.no_saved_settings | imgui.WindowFlags_.no_background)
 
 
+FULL_GRID_SHARE = 0.75       # a grid without empty slots wins unless its panes are less than this share of the best
+
+
 def grid_layout(n: int, width: float, height: float) -> tuple[int, int, float]:
-    """(columns, rows, side) placing ``n`` square panes in a width x height area with the largest side."""
-    best = (1, max(n, 1), 0.0)
+    """(columns, rows, side) placing ``n`` square panes in a width x height area: the largest side, except that a
+    grid with no empty slot (three panes in a row) is preferred while its side is at least ``FULL_GRID_SHARE`` of
+    the largest (a 2x2 grid with a hole looks broken)."""
+    options = []
     for cols in range(1, max(n, 1) + 1):
         rows = math.ceil(n / cols)
-        side = min(width / cols, height / rows)
-        if side > best[2]:
-            best = (cols, rows, side)
-    return best
+        options.append((cols, rows, min(width / cols, height / rows)))
+    best = max(options, key=lambda o: o[2])
+    full = [o for o in options if o[0] * o[1] == max(n, 1) and o[2] >= FULL_GRID_SHARE * best[2]]
+    return max(full, key=lambda o: o[2]) if full else best
 
 
 class Viewer:
@@ -91,6 +96,7 @@ class Viewer:
         self._last_camera = None
         self._drawn_content: tuple = ()
         self.initial_camera = (0.0, 0.0)  # yaw, pitch (radians) set when a model is opened
+        self.initial_radius: float | None = None  # camera distance set when a model is opened (None: the model's)
         self.pending_after_load: Callable[[], None] | None = None  # run once after the next model load
         self.outdir = str(default_outdir())   # screenshots, videos, meshes, inversions go below it (app.outputs)
         self.original: tuple[Backend, str] | None = None  # while exploring tuned weights: the model to go back to
@@ -184,14 +190,29 @@ class Viewer:
             imgui.text_colored(DIM_COLOR, done_text or f"{task.name}: {task.status}")
 
     def save_screenshot(self, folder: str, pane: str | None = None) -> None:
-        """Save the whole window (at the end of this frame) or one pane's current view as the next NNNNN.png."""
+        """Save the whole window (at the end of this frame) or one pane as the next NNNNN.png. A branch pane saves
+        its render at the render's own resolution (the raw neural image in the raw view), not the display's
+        upscale; in the depth and normals views also NNNNN_depth.npy (float32 distance along each ray) and
+        NNNNN_<view>.png (the view as shown)."""
         try:
             path = next_free(folder)
             if pane is None:
                 self._capture_to = str(path)
                 return
-            image = self.mesh_view.read() if pane == "mesh" else self.panes[pane].read()
-            self.last_saved = f"saved {save_png(path, image)}"
+            if pane == "mesh":
+                self.last_saved = f"saved {save_png(path, self.mesh_view.read())}"
+                return
+            p, view = self.panes[pane], self.state.render.view
+            if p.result is None:
+                self.last_saved = f"nothing to save yet: {pane} has not rendered"
+                return
+            image = p.result.raw if view == "raw" and p.result.raw is not None else p.result.image
+            saved = [save_png(path, image)]
+            if view in ("depth", "normals") and p.result.depth is not None:
+                depth_path = path.with_name(f"{path.stem}_depth.npy")
+                np.save(depth_path, p.result.depth.astype(np.float32))
+                saved += [depth_path, save_png(path.with_name(f"{path.stem}_{view}.png"), p.read())]
+            self.last_saved = "saved " + ", ".join(str(s) for s in saved)
         except (OSError, KeyError, AttributeError) as e:
             self.last_saved = f"could not save: {e}"
 
@@ -212,6 +233,8 @@ class Viewer:
         self.branch_ms = {b: deque(maxlen=60) for b in event.info.branches}
         self.state.camera.reset(event.info.radius)
         self.state.camera.yaw, self.state.camera.pitch = self.initial_camera
+        if self.initial_radius is not None:
+            self.state.camera.radius = self.initial_radius
         s = self.state.latent
         s.cutoff = min(s.cutoff, event.info.num_ws)
         s.mix_lo, s.mix_hi = min(s.mix_lo, event.info.num_ws), min(s.mix_hi, event.info.num_ws)
@@ -355,6 +378,11 @@ class Viewer:
     def _content_key(self) -> tuple:
         panes = tuple(p._drawn_key for p in self.panes.values())
         return panes, None if self.mesh_view is None else self.mesh_view._drawn_key
+
+    def idle(self) -> bool:
+        """Nothing animates, moves or renders: the loop sleeps until input or a finished render."""
+        return not (self.state.camera.auto_orbit or self.state.latent.interp_animate or not self.renderer.idle
+                    or self.state.moving(self.clock))
 
     def pace(self) -> None:
         """Wait out the rest of the frame budget (FPS limit); when nothing moves or renders, sleep until input or a

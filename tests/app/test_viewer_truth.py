@@ -139,3 +139,20 @@ def test_outputs_go_under_one_folder(make_viewer, tmp_path):
     v.step()
     assert (tmp_path / "outputs" / "screenshots" / "00000.png").is_file()
     assert v.output_path("/abs/elsewhere") == "/abs/elsewhere"
+
+
+def test_a_pane_screenshot_saves_the_render_not_the_display(make_viewer, tmp_path):
+    """Issue 16, item 10: a one-pane screenshot saved the pane's display upscale."""
+    import numpy as np
+    from PIL import Image
+    v, _ = open_fake(make_viewer)
+    out = tmp_path / "outputs" / "shots"
+    v.save_screenshot(str(out), "sr2d")
+    saved = np.asarray(Image.open(out / "00000.png"))
+    assert saved.shape == v.panes["sr2d"].result.image.shape == (64, 64, 3)   # the render, not ~270 px
+    assert np.array_equal(saved, v.panes["sr2d"].result.image)
+    v.state.render.view = "depth"
+    settle(v)
+    v.save_screenshot(str(out), "sr2d")
+    assert np.array_equal(np.load(out / "00001_depth.npy"), v.panes["sr2d"].result.depth)
+    assert (out / "00001_depth.png").is_file()
