@@ -21,6 +21,7 @@ from core.files.image_io import save_png
 
 from .async_renderer import AsyncRenderer, LoadFailed, ModelLoaded
 from .capture import next_free
+from .keys import handle_keys
 from .mesh_view import MeshView
 from .orbit import drag_orbit, outside_range, pingpong, swing, wheel_zoom, wrap_angle
 from .outputs import default_outdir, resolve as resolve_output
@@ -31,6 +32,7 @@ from .state import ViewerState
 from .tasks import Task
 from .widgets.camera import CameraWidget
 from .widgets.export import ExportWidget
+from .widgets.help import HelpWidget
 from .widgets.inversion import InversionWidget
 from .widgets.latent import LatentWidget
 from .widgets.mesh import MeshWidget
@@ -45,6 +47,11 @@ REDRAW_EVERY_S = 0.5         # redraw at least this often even when nothing seem
 PANE_FLAGS = (imgui.WindowFlags_.no_move | imgui.WindowFlags_.no_resize | imgui.WindowFlags_.no_collapse
               | imgui.WindowFlags_.no_scrollbar | imgui.WindowFlags_.no_scroll_with_mouse
               | imgui.WindowFlags_.no_saved_settings | imgui.WindowFlags_.no_background)
+
+
+def panel_name(widget) -> str:
+    """A sidebar panel's name (its header): the widget's ``name`` or its class name without "Widget"."""
+    return getattr(widget, "name", type(widget).__name__.removesuffix("Widget"))
 
 
 FULL_GRID_SHARE = 0.75       # a grid without empty slots wins unless its panes are less than this share of the best
@@ -102,7 +109,9 @@ class Viewer:
         self.original: tuple[Backend, str] | None = None  # while exploring tuned weights: the model to go back to
         self.tuned_note = ""                  # what the tuned weights are ("PTI-tuned on photo.png")
         self.widgets = [ModelWidget(self), LatentWidget(self), CameraWidget(self), RenderWidget(self),
-                        InversionWidget(self), MeshWidget(self), ExportWidget(self), PerfWidget(self)]
+                        InversionWidget(self), MeshWidget(self), ExportWidget(self), PerfWidget(self),
+                        HelpWidget(self)]
+        self.jump_to: str | None = None   # a panel to open and scroll to (the buttons at the top of the sidebar)
 
     def _load_model(self, path: str) -> Backend:
         from .model_backend import ModelBackend  # torch is imported on first use, on the render thread
@@ -294,12 +303,36 @@ class Viewer:
                     | imgui.WindowFlags_.no_collapse | imgui.WindowFlags_.no_saved_settings
                     | imgui.WindowFlags_.no_background)  # the clear colour is the background (window.py)
         imgui.push_item_width(-imgui.get_font_size() * LABEL_WIDTH_EM)
+        imgui.push_text_wrap_pos(0.0)              # help and status texts wrap at the panel's edge
+        self._draw_jump_bar()
+        jump, self.jump_to = self.jump_to, None
         for widget in self.widgets:
+            name = panel_name(widget)
             imgui.push_id(type(widget).__name__)   # one ID scope per panel: equal labels never conflict
+            if name == jump:
+                imgui.set_next_item_open(True)     # the panel's first item is its header
+                imgui.set_scroll_y(imgui.get_cursor_pos_y() - imgui.get_style().item_spacing.y)
             widget()
             imgui.pop_id()
+        imgui.pop_text_wrap_pos()
         imgui.pop_item_width()
         imgui.end()
+
+    def _draw_jump_bar(self) -> None:
+        """One small button per panel: opens it and scrolls it to the top (long panels stay one click away)."""
+        right = imgui.get_cursor_screen_pos().x + imgui.get_content_region_avail().x
+        for i, widget in enumerate(self.widgets):
+            name = panel_name(widget)
+            if i and imgui.get_item_rect_max().x + imgui.calc_text_size(name).x + 16 < right:
+                imgui.same_line()
+            if imgui.small_button(f"{name}##jump"):
+                self.jump_to = name
+        imgui.separator()
+
+    def show_help(self) -> None:
+        help_widget = next((w for w in self.widgets if isinstance(w, HelpWidget)), None)
+        if help_widget is not None:
+            self.jump_to = "Help"
 
     def _draw_panes(self, x0: float, width: float, height: float) -> None:
         names = self.pane_names()
@@ -356,6 +389,7 @@ class Viewer:
         w, h = imgui.get_io().display_size  # layout in window coordinates (framebuffer pixels differ on HiDPI)
         panel = min(w * 0.45, imgui.get_font_size() * PANEL_WIDTH_EM)
         self._draw_controls(panel, h)
+        handle_keys(self)
         self._draw_panes(panel, w - panel, h)
         self._track_motion()
         if self.info is not None:

@@ -1,11 +1,13 @@
 """Model panel: the loaded model, a path field, a native file dialog, recent files, drag and drop, load errors."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 
 from imgui_bundle import imgui
 
+from ..gl import Texture
 from ..panes import DIM_COLOR, ERROR_COLOR, WARN_COLOR
 
 FLAT_STD = 2.0   # uint8 levels: below this standard deviation a render counts as one flat colour
@@ -17,6 +19,10 @@ class ModelWidget:
         self.viewer = viewer
         self.path_text = ""
         self.dialog = None
+        self._about_for: str | None = None
+        self.about_text = ""
+        self.strip = None                 # [H, W, 3] uint8 strip of training images, or None
+        self.strip_texture: Texture | None = None
 
     def _poll_dialog(self) -> None:
         if self.dialog is not None and self.dialog.ready():
@@ -35,6 +41,34 @@ class ModelWidget:
             self.dialog = pfd.open_file("Open a model", self.path_text, MODEL_FILTERS)
         except Exception as e:  # noqa: BLE001 - no dialog program (zenity/kdialog) on this system
             self.viewer.load_error = f"no native file dialog available ({e}); type the path instead"
+
+    def _about(self) -> None:
+        """What the model was trained on: ``<model>.about.txt`` (one line) and ``<model>.training.png`` (a strip of
+        its training images, ``tools/training_strip.py``) beside the model file, when they exist."""
+        v = self.viewer
+        if v.model_path != self._about_for:
+            self._about_for, self.about_text, self.strip = v.model_path, "", None
+            stem = os.path.splitext(v.model_path or "")[0]
+            try:
+                with open(stem + ".about.txt", encoding="utf-8") as f:
+                    self.about_text = f.readline().strip()
+            except OSError:
+                pass
+            from core.files.image_io import PhotoError, read_image
+            if os.path.isfile(stem + ".training.png"):
+                try:
+                    self.strip = read_image(stem + ".training.png")
+                    self.strip_texture = self.strip_texture or Texture(nearest=False)
+                    self.strip_texture.upload(self.strip)
+                except PhotoError:
+                    self.strip = None
+        if self.about_text:
+            imgui.text_colored(DIM_COLOR, self.about_text)
+        if self.strip is not None:
+            h, w = self.strip.shape[:2]
+            width = imgui.get_content_region_avail().x
+            imgui.image(imgui.ImTextureRef(self.strip_texture.handle), imgui.ImVec2(width, width * h / max(w, 1)))
+            imgui.text_colored(DIM_COLOR, "its training images")
 
     def _tuned(self) -> None:
         """Tuned weights are a mode: said in colour, with the way back."""
@@ -69,6 +103,7 @@ class ModelWidget:
             imgui.text_colored(DIM_COLOR, f"{', '.join(info.branches)} | {info.img_resolution} px | {info.device}")
             self._tuned()
             self._untrained()
+            self._about()
         elif v.renderer.loading is None and v.load_error is None:
             imgui.text_colored(DIM_COLOR, "no model loaded")
         if v.renderer.loading is not None:
