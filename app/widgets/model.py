@@ -11,6 +11,7 @@ from ..gl import Texture
 from ..panes import DIM_COLOR, ERROR_COLOR, WARN_COLOR
 
 FLAT_STD = 2.0   # uint8 levels: below this standard deviation a render counts as one flat colour
+DARK_MEAN = 6.0  # uint8 levels: below this mean a render counts as black
 MODEL_FILTERS = ["Model files (.pkl .pt)", "*.pkl *.pt", "All files", "*"]
 
 
@@ -81,16 +82,23 @@ class ModelWidget:
         if imgui.button("Back to the original weights"):
             v.back_to_original()
 
+    def flat_panes(self) -> list[str]:
+        """Branches whose newest render is one flat colour or nearly black: what random weights (the reference
+        fixtures, a run that just started) draw."""
+        out = []
+        for b, p in self.viewer.panes.items():
+            img = p.result.image if p.result is not None and p.result.error is None else None
+            if img is not None and (float(img.std()) < FLAT_STD or float(img.mean()) < DARK_MEAN):
+                out.append(b)
+        return out
+
     def _untrained(self) -> None:
-        """A flat render (random-weight fixtures, a run that just started) gets an explanation."""
-        v = self.viewer
-        flat = [b for b, p in v.panes.items() if p.result is not None and p.result.image is not None
-                and p.result.error is None and float(p.result.image.std()) < FLAT_STD]
-        if flat and len(flat) == len(v.panes):
-            imgui.push_text_wrap_pos(0.0)
-            imgui.text_colored(WARN_COLOR, "every pane is one flat colour: this model's weights look untrained "
-                               "(random initialisation, or a run that just started)")
-            imgui.pop_text_wrap_pos()
+        """A flat or black render gets an explanation instead of leaving the user to guess."""
+        flat = self.flat_panes()
+        if flat:
+            imgui.text_colored(WARN_COLOR, f"{', '.join(flat)}: one flat colour or black. This model's weights "
+                               "look untrained (random initialisation, or a run that just started); a trained "
+                               "model draws objects here.")
 
     def __call__(self) -> None:
         v = self.viewer

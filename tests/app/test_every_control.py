@@ -21,15 +21,16 @@ WRAPPED = ("collapsing_header", "combo", "begin_combo", "button", "checkbox", "s
 class Recorder:
     """Wraps ImGui widget functions: opens every header, records each item's ID and rectangle per frame."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self, monkeypatch, open_all: bool = True, extra: tuple[str, ...] = ()):
         self.frame: list[tuple[str, int, str, tuple[float, float, float, float]]] = []
         self.conflicts: set[tuple[str, str]] = set()
-        for name in WRAPPED:
+        self.open_all = open_all
+        for name in WRAPPED + extra:
             monkeypatch.setattr(imgui, name, self._wrap(name, getattr(imgui, name)))
 
     def _wrap(self, kind, fn):
         def wrapped(*args, **kwargs):
-            if kind == "collapsing_header":
+            if kind == "collapsing_header" and self.open_all:
                 imgui.set_next_item_open(True)
             out = fn(*args, **kwargs)
             label = str(args[0]) if args else ""

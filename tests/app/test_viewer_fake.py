@@ -19,6 +19,7 @@ def open_fake(make_viewer, backend=None, width=960, height=540):
 
 def test_window_matches_golden(make_viewer):
     v, _ = open_fake(make_viewer)
+    v.outdir = "~/outputs"   # the Model panel shows it; the test's temporary folder changes run to run
     shot = settle(v)
     assert list(v.panes) == ["sr2d", "direct3d", "student"]
     assert_matches_golden(shot, "fake_window")

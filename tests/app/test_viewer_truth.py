@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 from imgui_bundle import imgui
 
 from app.orbit import outside_range
@@ -156,3 +157,104 @@ def test_a_pane_screenshot_saves_the_render_not_the_display(make_viewer, tmp_pat
     v.save_screenshot(str(out), "sr2d")
     assert np.array_equal(np.load(out / "00001_depth.npy"), v.panes["sr2d"].result.depth)
     assert (out / "00001_depth.png").is_file()
+
+
+def press(v, key):
+    io = imgui.get_io()
+    io.add_key_event(key, True)
+    v.step()
+    io.add_key_event(key, False)
+    v.step()
+
+
+def test_keyboard_shortcuts(make_viewer, tmp_path):
+    """Issue 16, item 10: no keyboard at all before."""
+    v, _ = open_fake(make_viewer)
+    v.state.camera.yaw, v.state.camera.radius = 0.5, 4.0
+    press(v, imgui.Key.r)
+    assert v.state.camera.yaw == 0.0 and math.isclose(v.state.camera.radius, v.info.radius, rel_tol=1e-6)
+    press(v, imgui.Key.right_arrow)
+    press(v, imgui.Key.right_arrow)
+    press(v, imgui.Key.left_arrow)
+    assert v.state.latent.seed == 1
+    press(v, imgui.Key.v)
+    assert v.state.render.view == "depth"
+    press(v, imgui.Key.s)
+    v.step()
+    assert (tmp_path / "outputs" / "screenshots" / "00000.png").is_file()
+    press(v, imgui.Key.f1)
+    assert v.jump_to is None   # handled: the Help panel was opened and scrolled to
+    from app.keys import SHORTCUTS
+    assert {k for k, _ in SHORTCUTS} >= {"R", "S", "Right / Left", "V", "F1"}
+
+
+def test_every_panel_is_one_click_away(make_viewer, monkeypatch):
+    """Issue 16, item 10: Inversion, Mesh and Export took 40 wheel notches to reach. A jump button opens the panel
+    and scrolls it to the top of the sidebar."""
+    from tests.app.test_every_control import Recorder
+    v, backend = open_fake(make_viewer, width=1280, height=800)
+    v.model_backend = lambda: backend                  # the panels draw their job options for a backend
+    rec = Recorder(monkeypatch, open_all=False, extra=("small_button",))
+    v.step()
+    items = rec.new_frame()
+    buttons = {where.rsplit("/", 1)[1]: rect for kind, _, where, rect in items if kind == "small_button"}
+    assert {"Export##jump", "Inversion##jump", "Mesh##jump", "Help##jump"} <= set(buttons)
+    for target, inside in (("Export##jump", "/Camera path"), ("Mesh##jump", "/Grid")):
+        x0, y0, x1, y1 = buttons[target]
+        io = imgui.get_io()
+        io.add_mouse_pos_event((x0 + x1) / 2, (y0 + y1) / 2)
+        v.step()
+        io.add_mouse_button_event(0, True)
+        v.step()
+        io.add_mouse_button_event(0, False)
+        for _ in range(3):
+            v.step()
+        items = rec.new_frame()
+        rects = [rect for kind, _, where, rect in items if where.endswith(inside)]
+        assert rects, f"{target}: the panel did not open"
+        assert 0 <= rects[-1][1] and rects[-1][3] <= 800, f"{target}: {inside} is not on screen ({rects[-1]})"
+
+
+def test_the_model_panel_shows_the_training_images(make_viewer):
+    """Issue 16, item 11: what the bundled model draws, next to it (assets/default.training.png, .about.txt)."""
+    from app.main import default_model
+    from app.widgets.model import ModelWidget
+    backend = FakeBackend()
+    v = make_viewer(lambda path: backend)
+    v.open_model(str(default_model()))
+    settle(v)
+    v.step()
+    w = widget(v, ModelWidget)
+    assert w.strip is not None and w.strip.shape == (64, 512, 3)
+    assert "not photographs of faces" in w.about_text
+
+
+class FlatBackend(FakeBackend):
+    def render(self, request, branch):
+        res = super().render(request, branch)
+        res.image = res.image * 0 + 40
+        return res
+
+
+def test_untrained_looking_weights_get_a_note(make_viewer):
+    from app.widgets.model import ModelWidget
+    backends = {"flat.pkl": FlatBackend(), "fake.pkl": FakeBackend()}
+    v = make_viewer(lambda path: backends[path])
+    v.open_model("flat.pkl")
+    settle(v)
+    assert widget(v, ModelWidget).flat_panes() == ["sr2d", "direct3d", "student"]
+    v.open_model("fake.pkl")
+    run_until(v, lambda: v.renderer.backend is backends["fake.pkl"] and v.settled())
+    assert widget(v, ModelWidget).flat_panes() == []
+
+
+def test_random_weight_fixture_gets_the_untrained_note_and_the_bundled_model_does_not(make_viewer, eg3d_fixture_dir):
+    from app.main import default_model
+    from app.widgets.model import ModelWidget
+    v = make_viewer(None)
+    v.open_model(str(eg3d_fixture_dir / "network.pkl"))
+    settle(v, timeout=300)
+    assert widget(v, ModelWidget).flat_panes() == ["sr2d"]     # EG3D's random-weight fixture: nearly black
+    v.open_model(str(default_model()))
+    run_until(v, lambda: v.info is not None and v.info.name == "default.pkl" and v.settled(), timeout=300)
+    assert widget(v, ModelWidget).flat_panes() == []
