@@ -12,7 +12,7 @@ from .state import VIEWS
 SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("R", "reset the view (camera to the model's frontal view)"),
     ("S", "save a screenshot of the window (output folder/screenshots)"),
-    ("Right / Left", "next / previous seed"),
+    ("N / P", "next / previous seed"),
     ("V", "next view: RGB, depth, raw, normals"),
     ("O", "auto-orbit on / off (inside the training views)"),
     ("F1", "open this Help panel"),
@@ -38,7 +38,7 @@ def actions(viewer) -> dict[int, Callable[[], None]]:
         s.camera.auto_orbit = not s.camera.auto_orbit
 
     return {imgui.Key.r: reset, imgui.Key.s: lambda: viewer.save_screenshot(viewer.output_path("screenshots")),
-            imgui.Key.right_arrow: lambda: seed(1), imgui.Key.left_arrow: lambda: seed(-1),
+            imgui.Key.n: lambda: seed(1), imgui.Key.p: lambda: seed(-1),   # arrows belong to ImGui's keyboard nav
             imgui.Key.v: next_view, imgui.Key.o: orbit, imgui.Key.f1: viewer.show_help}
 
 

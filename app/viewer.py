@@ -303,9 +303,9 @@ class Viewer:
                     | imgui.WindowFlags_.no_collapse | imgui.WindowFlags_.no_saved_settings
                     | imgui.WindowFlags_.no_background)  # the clear colour is the background (window.py)
         imgui.push_item_width(-imgui.get_font_size() * LABEL_WIDTH_EM)
-        imgui.push_text_wrap_pos(0.0)              # help and status texts wrap at the panel's edge
         self._draw_jump_bar()                      # stays at the top; the panels scroll below it
         imgui.begin_child("##panels")
+        imgui.push_text_wrap_pos(0.0)              # help and status texts wrap at the panel's edge
         jump, self.jump_to = self.jump_to, None
         for widget in self.widgets:
             name = panel_name(widget)
@@ -315,8 +315,8 @@ class Viewer:
                 imgui.set_scroll_y(imgui.get_cursor_pos_y() - imgui.get_style().item_spacing.y)
             widget()
             imgui.pop_id()
-        imgui.end_child()
         imgui.pop_text_wrap_pos()
+        imgui.end_child()
         imgui.pop_item_width()
         imgui.end()
 

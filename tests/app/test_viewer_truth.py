@@ -173,9 +173,9 @@ def test_keyboard_shortcuts(make_viewer, tmp_path):
     v.state.camera.yaw, v.state.camera.radius = 0.5, 4.0
     press(v, imgui.Key.r)
     assert v.state.camera.yaw == 0.0 and math.isclose(v.state.camera.radius, v.info.radius, rel_tol=1e-6)
-    press(v, imgui.Key.right_arrow)
-    press(v, imgui.Key.right_arrow)
-    press(v, imgui.Key.left_arrow)
+    press(v, imgui.Key.n)
+    press(v, imgui.Key.n)
+    press(v, imgui.Key.p)
     assert v.state.latent.seed == 1
     press(v, imgui.Key.v)
     assert v.state.render.view == "depth"
@@ -185,7 +185,7 @@ def test_keyboard_shortcuts(make_viewer, tmp_path):
     press(v, imgui.Key.f1)
     assert v.jump_to is None   # handled: the Help panel was opened and scrolled to
     from app.keys import SHORTCUTS
-    assert {k for k, _ in SHORTCUTS} >= {"R", "S", "Right / Left", "V", "F1"}
+    assert {k for k, _ in SHORTCUTS} >= {"R", "S", "N / P", "V", "F1"}
 
 
 def test_every_panel_is_one_click_away(make_viewer, monkeypatch):
@@ -258,3 +258,24 @@ def test_random_weight_fixture_gets_the_untrained_note_and_the_bundled_model_doe
     v.open_model(str(default_model()))
     run_until(v, lambda: v.info is not None and v.info.name == "default.pkl" and v.settled(), timeout=300)
     assert widget(v, ModelWidget).flat_panes() == []
+
+
+def test_panel_texts_wrap_inside_the_sidebar(make_viewer, monkeypatch):
+    """Issue 16, item 10: help and status texts ran past the sidebar's edge at every window size."""
+    from tests.app.test_every_control import Recorder
+    from app.main import default_model
+    backend = FakeBackend()
+    v = make_viewer(lambda path: backend, 1280, 3000)
+    v.model_backend = lambda: backend
+    v.open_model(str(default_model()))      # its long "about" line too
+    settle(v)
+    rec = Recorder(monkeypatch, open_all=True, extra=("text_colored", "text"))
+    v.step()
+    v.step()
+    items = rec.new_frame()
+    texts = [(where, rect) for kind, _, where, rect in items
+             if kind in ("text_colored", "text") and where.startswith("Trident")]   # the sidebar, not the panes
+    assert len(texts) > 20
+    edge = imgui.get_font_size() * 26          # the sidebar's width (PANEL_WIDTH_EM)
+    over = [(where[:60], round(rect[2])) for where, rect in texts if rect[2] > edge]
+    assert not over, over
