@@ -131,7 +131,11 @@ class ImagePane:
         if r is not None:
             res = r.raw.shape[0] if r.raw is not None else (r.depth.shape[0] if r.depth is not None else None)
             what = "features" if self.branch == "student" else "rays"  # the student does no ray marching
-            status = " | ".join(x for x in (f"{r.render_ms:.0f} ms", f"{res}x{res} {what}" if res else "", status) if x)
+            lat = r.request.latent
+            shows = "inverted latent" if lat.stored is not None else (f"blend {lat.interp_t:.2f}" if lat.interp_t
+                                                                     else "")
+            status = " | ".join(x for x in (f"{r.render_ms:.0f} ms", f"{res}x{res} {what}" if res else "", shows,
+                                            status) if x)
         imgui.text_colored(DIM_COLOR, status or " ")
         if self.error is not None:
             imgui.text_colored(ERROR_COLOR, "render failed:")

@@ -73,6 +73,7 @@ class RenderState:
     deterministic: bool = DETERMINISTIC
     view: str = "rgb"
     adaptive: bool = True            # lower resolution while the camera moves
+    lockstep: bool = False           # panes show a request only once every branch has rendered it
 
 
 @dataclass

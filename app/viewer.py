@@ -111,6 +111,7 @@ class Viewer:
         self.widgets = [ModelWidget(self), LatentWidget(self), CameraWidget(self), RenderWidget(self),
                         InversionWidget(self), MeshWidget(self), ExportWidget(self), PerfWidget(self),
                         HelpWidget(self)]
+        self._held: dict[int, dict[str, BranchResult]] = {}   # lock-step: results waiting for their siblings
         self.jump_to: str | None = None   # a panel to open and scroll to (the buttons at the top of the sidebar)
 
     def _load_model(self, path: str) -> Backend:
@@ -233,6 +234,7 @@ class Viewer:
     def _on_model(self, event: ModelLoaded) -> None:
         for pane in self.panes.values():
             pane.delete()
+        self._held.clear()
         self.close_mesh_view()   # per-model state: the previous model's (or weights') mesh is not this one's
         for widget in self.widgets:
             if hasattr(widget, "model_changed"):
@@ -256,9 +258,29 @@ class Viewer:
             self.recent.add(event.path)
 
     def _on_result(self, result: BranchResult) -> None:
-        pane = self.panes.get(result.branch)
-        if pane is None or result.generation != self.renderer.generation:
+        if result.generation != self.renderer.generation:
             return  # from a model that has since been replaced
+        if self.state.render.lockstep:
+            held = self._held.setdefault(result.stamp, {})
+            held[result.branch] = result
+            if set(held) < set(result.request.branches):
+                return   # shown when every branch has this frame
+            for stamp in [s for s in self._held if s <= result.stamp]:
+                done = self._held.pop(stamp)
+                if stamp == result.stamp:
+                    for r in done.values():
+                        self._show_result(r)
+            return
+        for held in self._held.values():   # lock-step was switched off: show what was waiting
+            for r in held.values():
+                self._show_result(r)
+        self._held.clear()
+        self._show_result(result)
+
+    def _show_result(self, result: BranchResult) -> None:
+        pane = self.panes.get(result.branch)
+        if pane is None:
+            return
         if pane.accept(result) and result.error is None:
             self.branch_ms[result.branch].append(result.render_ms)
 
@@ -394,6 +416,7 @@ class Viewer:
         handle_keys(self)
         self._draw_panes(panel, w - panel, h)
         self._track_motion()
+        self.renderer.lockstep = self.state.render.lockstep
         if self.info is not None:
             self.renderer.submit(self.state.request(self.info, self.clock))
         capture_to, self._capture_to = self._capture_to, None

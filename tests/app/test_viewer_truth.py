@@ -279,3 +279,19 @@ def test_panel_texts_wrap_inside_the_sidebar(make_viewer, monkeypatch):
     edge = imgui.get_font_size() * 26          # the sidebar's width (PANEL_WIDTH_EM)
     over = [(where[:60], round(rect[2])) for where, rect in texts if rect[2] > edge]
     assert not over, over
+
+
+def test_lock_step_panes_show_the_same_blend_during_the_loop(make_viewer):
+    """Issue 16, item 6: during the interpolation loop the three panes showed three different blend values."""
+    v, _ = open_fake(make_viewer, FakeBackend(delay_s=0.01))
+    v.state.render.lockstep = True
+    v.state.latent.interp_animate, v.state.latent.interp_speed = True, 0.5
+    shown = set()
+    for _ in range(300):
+        v.step()
+        blends = {p.result.request.latent.interp_t for p in v.panes.values() if p.result is not None}
+        assert len(blends) == 1, blends                  # every pane shows the same frame of the loop
+        shown |= blends
+    assert len(shown) > 3                                # and the loop does advance
+    v.state.latent.interp_animate = False
+    settle(v)
