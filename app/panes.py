@@ -46,6 +46,14 @@ def image_area(label: str, tex_id: int, side: float) -> PaneInput:
                      size_px=side, origin=(pos.x, pos.y))
 
 
+def depth_legend(lo: float, hi: float, view: str) -> str:
+    """The colour key of the depth view (``shaders/display.frag``: near = light, far = dark), in world units along
+    each ray; the normals view is computed from the same depth."""
+    if view == "normals":
+        return f"normals from depth {lo:.2f}-{hi:.2f}"
+    return f"depth: light {lo:.2f} (near) .. dark {hi:.2f} (far)"
+
+
 class DisplayShader:
     """The display program plus the vertex-less triangle it draws with (shared by all panes)."""
 
@@ -137,6 +145,10 @@ class ImagePane:
             status = " | ".join(x for x in (f"{r.render_ms:.0f} ms", f"{res}x{res} {what}" if res else "", shows,
                                             status) if x)
         imgui.text_colored(DIM_COLOR, status or " ")
+        if view in ("depth", "normals") and r is not None and r.depth is not None:
+            lo, hi = r.depth_range
+            imgui.text_colored(DIM_COLOR, depth_legend(lo, hi, view))
+            side = max(16.0, side - imgui.get_text_line_height_with_spacing())   # the legend's line
         if self.error is not None:
             imgui.text_colored(ERROR_COLOR, "render failed:")
             imgui.push_text_wrap_pos(imgui.get_cursor_pos_x() + side)

@@ -92,3 +92,9 @@ def test_idle_ui_rate_is_not_reported_as_a_low_frame_rate():
     from app.widgets.perf import ui_rate_line
     assert "idle, not redrawing" in ui_rate_line(4.0, 60, idle=True) and "4 FPS" not in ui_rate_line(4.0, 60, True)
     assert ui_rate_line(58.4, 60, idle=False) == "UI 58 FPS (limit 60)"
+
+
+def test_depth_view_has_a_legend():
+    """Issue 16, item 10: the depth colour map had no key."""
+    from app.panes import depth_legend
+    assert depth_legend(2.31, 3.05, "depth") == "depth: light 2.31 (near) .. dark 3.05 (far)"
