@@ -59,6 +59,7 @@ class AsyncRenderer:
         self.loading: str | None = None
         self._loader_once: Callable[[str], Backend] | None = None
         self._last_error = ""
+        self.lockstep = False  # finish every branch of a request before taking a newer one (panes in step)
         self._thread = threading.Thread(target=self._run, name="trident-render", daemon=True)
         self._thread.start()
 
@@ -168,7 +169,8 @@ class AsyncRenderer:
         order = sorted(request.branches, key=lambda b: self._last_done.get(b, -1))
         for branch in order:
             with self._cond:
-                if self._pending is not None or self._pending_open is not None or self._closing:
+                newer = self._pending is not None and not self.lockstep
+                if newer or self._pending_open is not None or self._closing:
                     return  # a newer request wins; the branches left are rendered for it instead
             try:
                 result = backend.render(request, branch)

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from core.conventions import DEFAULT_FOV_DEG
+from core.defaults import (INVERT_LOSS, INVERT_STEPS, MESH_GRID, MESH_LEVEL, TURNTABLE_PITCH, TURNTABLE_YAW,
+                           VIDEO_FPS, VIDEO_FRAMES, VIDEO_MIN_SIDE)
 
 from .model_backend import ModelBackend
 from .requests import LatentSpec
@@ -28,8 +30,8 @@ def _hooks(task: Task):
 @dataclass
 class MeshJob:
     latent: LatentSpec
-    resolution: int = 128
-    level: float = 10.0
+    resolution: int = MESH_GRID
+    level: float = MESH_LEVEL
     colors: bool = True
 
 
@@ -55,6 +57,7 @@ def extract_mesh(backend: ModelBackend, job: MeshJob, task: Task, volume=None) -
 def save_mesh(mesh, path: str, task: Task) -> Path:
     from core.tools.mesh import save_mesh as core_save
     task.report(0.5, f"writing {Path(path).name}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     return core_save(mesh, path)
 
 
@@ -66,13 +69,19 @@ class VideoJob:
     mode: str = "turntable"
     branch: str = "sr2d"                 # or "all": every branch side by side
     output: str = "image"
-    frames: int = 120
-    fps: float = 30.0
+    frames: int = VIDEO_FRAMES
+    fps: float = float(VIDEO_FPS)
     resolution: int | None = None        # neural rendering resolution
     samples: tuple[int, int] | None = None
     center_yaw: float = 0.0
     center_pitch: float = -0.05
     fov_deg: float = DEFAULT_FOV_DEG
+    radius: float | None = None          # camera distance (None: the model's)
+    grid: tuple[int, int] | None = None  # cells (columns, rows); the latents fill them row by row
+    min_side: int = VIDEO_MIN_SIDE       # panels are upscaled until the video's long side is at least this
+    labels: bool | None = None           # branch names on the panels (None: with branch "all")
+    yaw_range: float = TURNTABLE_YAW
+    pitch_range: float = TURNTABLE_PITCH
 
 
 def render_video(backend: ModelBackend, job: VideoJob, task: Task):
@@ -81,7 +90,9 @@ def render_video(backend: ModelBackend, job: VideoJob, task: Task):
     progress, cancel = _hooks(task)
     spec = VideoSpec(latents=tuple(backend.ws(s) for s in job.latents), mode=job.mode, branch=job.branch,
                      output=job.output, frames=job.frames, fps=job.fps, nrr=job.resolution, samples=job.samples,
-                     center_yaw=job.center_yaw, center_pitch=job.center_pitch, fov_deg=job.fov_deg)
+                     center_yaw=job.center_yaw, center_pitch=job.center_pitch, fov_deg=job.fov_deg,
+                     radius=job.radius, grid=job.grid, min_side=job.min_side, labels=job.labels,
+                     yaw_range=job.yaw_range, pitch_range=job.pitch_range)
     return core_render(backend.model, spec, job.path, progress=progress, cancel=cancel)
 
 
@@ -99,8 +110,8 @@ class InversionJob:
     pitch: float = 0.0
     fov_deg: float = DEFAULT_FOV_DEG
     space: str = "w+"
-    steps: int = 300
-    loss: str = "mse"
+    steps: int = INVERT_STEPS
+    loss: str = INVERT_LOSS
     pti_steps: int = 0
     optimize_camera: bool = False
     branch: str = "sr2d"

@@ -9,9 +9,12 @@ import time
 import math
 from pathlib import Path
 
-from core.errors import TridentError
+from core.commands.angle_args import add_angle_args
 from core.commands.common import OneLineParser, bounded_int, finite_float
+from core.defaults import MESH_LEVEL, checked_yaw_pitch
+from core.errors import TridentError
 
+from .orbit import PITCH_LIMIT, RADIUS_RANGE
 from .state import VIEWS
 from .widgets.latent import MAX_SEED  # the seed field is a 32-bit signed int
 
@@ -58,12 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=bounded_int("--threads", 0, 1024), default=0, help="torch CPU threads (default: all cores but one)")
     p.add_argument("--view", default="rgb", choices=VIEWS, help="what the panes show at start (default rgb)")
     p.add_argument("--seed", type=bounded_int("--seed", 0, MAX_SEED), default=0, help="latent seed at start (default 0)")
-    p.add_argument("--yaw", type=finite_float("--yaw"), default=0.0, help="camera yaw at start, degrees from frontal")
-    p.add_argument("--pitch", type=finite_float("--pitch"), default=0.0, help="camera pitch at start, degrees from frontal")
+    add_angle_args(p, "start camera")   # radians like python -m core samples; --yaw-deg/--pitch-deg in degrees
     p.add_argument("--mesh", type=int, default=0, metavar="GRID",
                    help="once the model is loaded, extract the start latent's mesh on a GRID^3 grid and open the mesh "
                         "pane (with --screenshot the capture waits for it)")
-    p.add_argument("--mesh-level", type=finite_float("--mesh-level"), default=10.0, help="iso level of --mesh (raw density; default 10)")
+    p.add_argument("--radius", type=finite_float("--radius"), default=None,
+                   help="start camera distance (default: the model's; the wheel zooms; the ray interval follows it)")
+    p.add_argument("--outdir", default=None, metavar="DIR",
+                   help="where screenshots, videos, meshes and inversions go (default: $TRIDENT_OUTDIR, else "
+                        "~/.local/share/trident)")
+    p.add_argument("--mesh-level", type=finite_float("--mesh-level"), default=MESH_LEVEL,
+                   help=f"iso level of --mesh (raw density; default {MESH_LEVEL:g})")
     return p
 
 
@@ -133,8 +141,19 @@ def run(args: argparse.Namespace) -> int:
     path = check_model_path(args.pkl) if args.pkl else str(default_model())
     if args.screenshot and not args.screenshot.lower().endswith(".png"):
         raise UsageError("--screenshot must name a .png file")
-    if abs(args.pitch) >= 85:
-        raise UsageError("--pitch must be within (-85, 85) degrees")
+    if args.frames < 1:
+        raise UsageError("--frames must be at least 1")
+    if args.seed < 0:
+        raise UsageError("--seed must be >= 0")
+    try:
+        yaw, pitch = checked_yaw_pitch(args.yaw, args.pitch, args.yaw_deg, args.pitch_deg)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if abs(pitch) > PITCH_LIMIT:
+        raise UsageError(f"the start pitch must be within +-{math.degrees(PITCH_LIMIT):.0f} degrees")
+    args.start_camera = (yaw, pitch)
+    if args.radius is not None and not RADIUS_RANGE[0] <= args.radius <= RADIUS_RANGE[1]:
+        raise UsageError(f"--radius must be in [{RADIUS_RANGE[0]:g}, {RADIUS_RANGE[1]:g}], got {args.radius:g}")
     if args.mesh and not 16 <= args.mesh <= 512:
         raise UsageError("--mesh must be a grid size from 16 to 512")
     import torch
@@ -162,7 +181,10 @@ def _run_viewer(args: argparse.Namespace, size: tuple[int, int], path: str) -> i
     try:
         viewer.state.render.view = args.view
         viewer.state.latent.seed = args.seed
-        viewer.initial_camera = (math.radians(args.yaw), math.radians(args.pitch))
+        viewer.initial_camera = args.start_camera
+        viewer.initial_radius = args.radius
+        if args.outdir:
+            viewer.outdir = os.path.abspath(os.path.expanduser(args.outdir))
         if args.mesh:
             request_start_mesh(viewer, args.mesh, args.mesh_level)
         viewer.open_model(path)

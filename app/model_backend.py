@@ -6,6 +6,7 @@ Mimic3D's coarse + detail), so orbiting, zooming and changing render options ski
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor
 
 from core.cameras import fov_to_focal
+from core.defaults import CAMERA_RANGE_DEG
 from core.files.image_io import to_uint8
 from core.model import VOLUME_BRANCHES, Model, load_model
 from core.tools.edit.session import mixed_seed_ws
@@ -41,6 +43,20 @@ class LRU(OrderedDict):
         return value
 
 
+def camera_range(model: Model) -> dict:
+    """The model's training camera range: ``extra['camera_range']`` ({'yaw_deg', 'pitch_deg'}) when the file records
+    it, else :data:`core.defaults.CAMERA_RANGE_DEG` (EG3D FFHQ; Trident's synthetic dataset is clipped to it)."""
+    extra = model.snapshot.extra if model.snapshot is not None else {}
+    rec = extra.get("camera_range") if isinstance(extra, dict) else None
+    if isinstance(rec, dict) and {"yaw_deg", "pitch_deg"} <= set(rec):
+        yaw, pitch, source = float(rec["yaw_deg"]), float(rec["pitch_deg"]), "recorded in the model file"
+    else:
+        yaw, pitch = CAMERA_RANGE_DEG
+        synth = "dataset synth" in str(extra.get("provenance", "")) if isinstance(extra, dict) else False
+        source = "synthetic dataset's range" if synth else "EG3D FFHQ range (not recorded in the file)"
+    return {"camera_range": (math.radians(yaw), math.radians(pitch)), "camera_range_source": source}
+
+
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -61,7 +77,7 @@ class ModelBackend:
             num_ws=model.num_ws, img_resolution=model.img_resolution,
             neural_resolution=model.G.cfg.neural_rendering_resolution, depth_samples=r.depth_resolution,
             importance_samples=r.depth_resolution_importance, radius=model.radius, pivot=model.pivot,
-            device=str(model.device))
+            device=str(model.device), **camera_range(model))
         self._ws_cache = LRU(64)
         self._planes_cache = LRU(2)
         self._lock = threading.Lock()  # ws() is also called by background jobs (mesh, video)

@@ -29,9 +29,17 @@ def wrap_angle(a: float) -> float:
     return (a + math.pi) % (2 * math.pi) - math.pi
 
 
-def auto_orbit(yaw: float, dt: float, speed: float) -> float:
-    """Turn at ``speed`` radians per second."""
-    return wrap_angle(yaw + speed * dt)
+def swing(phase: float, dt: float, speed: float, amplitude: float) -> tuple[float, float]:
+    """Auto-orbit inside the training range: yaw = amplitude sin(phase), whose fastest turn is ``speed`` rad/s.
+    Returns (new phase, yaw)."""
+    amplitude = max(amplitude, 1e-3)
+    phase = (phase + speed * dt / amplitude) % (2 * math.pi)
+    return phase, amplitude * math.sin(phase)
+
+
+def outside_range(yaw: float, pitch: float, camera_range: tuple[float, float]) -> bool:
+    """Whether the view is outside the model's training camera range (+- yaw, +- pitch from frontal)."""
+    return abs(wrap_angle(yaw)) > camera_range[0] + 1e-6 or abs(pitch) > camera_range[1] + 1e-6
 
 
 def pingpong(phase: float) -> float:

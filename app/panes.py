@@ -16,6 +16,7 @@ from .requests import BranchResult
 MODES = {"rgb": 0, "raw": 0, "depth": 1, "normals": 2}
 ERROR_COLOR = imgui.ImVec4(1.0, 0.45, 0.4, 1.0)
 DIM_COLOR = imgui.ImVec4(0.6, 0.6, 0.6, 1.0)
+WARN_COLOR = imgui.ImVec4(1.0, 0.8, 0.3, 1.0)
 
 
 @dataclass
@@ -38,9 +39,19 @@ def image_area(label: str, tex_id: int, side: float) -> PaneInput:
     active, hovered = imgui.is_item_active(), imgui.is_item_hovered()
     imgui.get_window_draw_list().add_image(imgui.ImTextureRef(tex_id), pos, imgui.ImVec2(pos.x + side, pos.y + side),
                                            imgui.ImVec2(0, 1), imgui.ImVec2(1, 0))
-    drag = (io.mouse_delta.x, io.mouse_delta.y) if active else (0.0, 0.0)
+    # a drag starts at the press point: the press frame's mouse delta (a cursor that jumped before the press, e.g.
+    # from outside the window) is not part of it
+    drag = (io.mouse_delta.x, io.mouse_delta.y) if active and not imgui.is_item_activated() else (0.0, 0.0)
     return PaneInput(drag=drag, wheel=io.mouse_wheel if hovered else 0.0, hovered=hovered, dragging=active,
                      size_px=side, origin=(pos.x, pos.y))
+
+
+def depth_legend(lo: float, hi: float, view: str) -> str:
+    """The colour key of the depth view (``shaders/display.frag``: near = light, far = dark), in world units along
+    each ray; the normals view is computed from the same depth."""
+    if view == "normals":
+        return f"normals from depth {lo:.2f}-{hi:.2f}"
+    return f"depth: light {lo:.2f} (near) .. dark {hi:.2f} (far)"
 
 
 class DisplayShader:
@@ -128,8 +139,16 @@ class ImagePane:
         if r is not None:
             res = r.raw.shape[0] if r.raw is not None else (r.depth.shape[0] if r.depth is not None else None)
             what = "features" if self.branch == "student" else "rays"  # the student does no ray marching
-            status = " | ".join(x for x in (f"{r.render_ms:.0f} ms", f"{res}x{res} {what}" if res else "", status) if x)
+            lat = r.request.latent
+            shows = "inverted latent" if lat.stored is not None else (f"blend {lat.interp_t:.2f}" if lat.interp_t
+                                                                     else "")
+            status = " | ".join(x for x in (f"{r.render_ms:.0f} ms", f"{res}x{res} {what}" if res else "", shows,
+                                            status) if x)
         imgui.text_colored(DIM_COLOR, status or " ")
+        if view in ("depth", "normals") and r is not None and r.depth is not None:
+            lo, hi = r.depth_range
+            imgui.text_colored(DIM_COLOR, depth_legend(lo, hi, view))
+            side = max(16.0, side - imgui.get_text_line_height_with_spacing())   # the legend's line
         if self.error is not None:
             imgui.text_colored(ERROR_COLOR, "render failed:")
             imgui.push_text_wrap_pos(imgui.get_cursor_pos_x() + side)

@@ -94,6 +94,8 @@ class ModelInfo:
     pivot: tuple[float, float, float]
     device: str
     has_density: bool = True                 # mesh extraction possible
+    camera_range: tuple[float, float] = (0.6109, 0.2618)  # training views: +- yaw, +- pitch from frontal (radians)
+    camera_range_source: str = "EG3D FFHQ range"          # where ``camera_range`` comes from (shown in the UI)
 
 
 class Backend(Protocol):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.conventions import DEFAULT_FOV_DEG, DEFAULT_RADIUS
+from core.defaults import DETERMINISTIC, TRUNCATION_CUTOFF, TRUNCATION_PSI
 
 from .orbit import reduced_resolution
 from .requests import CameraSpec, LatentSpec, ModelInfo, RenderRequest
@@ -19,8 +20,8 @@ MOVE_SETTLE_S = 0.3  # the camera counts as moving for this long after its last 
 @dataclass
 class LatentState:
     seed: int = 0
-    psi: float = 0.7
-    cutoff: int = 14
+    psi: float = TRUNCATION_PSI
+    cutoff: int = TRUNCATION_CUTOFF
     interp_seed: int = 1
     interp_t: float = 0.0
     interp_animate: bool = False
@@ -50,8 +51,9 @@ class CameraState:
     pitch: float = 0.0
     radius: float = DEFAULT_RADIUS
     fov_deg: float = DEFAULT_FOV_DEG
-    auto_orbit: bool = False
-    orbit_speed: float = 0.5         # radians per second
+    auto_orbit: bool = False         # swing the yaw inside the training camera range
+    orbit_speed: float = 0.5         # radians per second (the swing's fastest turn)
+    orbit_phase: float = 0.0
 
     def spec(self) -> CameraSpec:
         return CameraSpec(yaw=round(self.yaw, 5), pitch=round(self.pitch, 5), radius=round(self.radius, 5),
@@ -68,9 +70,10 @@ class RenderState:
     resolution: int = 0              # neural rendering resolution; 0 = the model's
     depth_samples: int = 0
     importance_samples: int = 0
-    deterministic: bool = True
+    deterministic: bool = DETERMINISTIC
     view: str = "rgb"
     adaptive: bool = True            # lower resolution while the camera moves
+    lockstep: bool = False           # panes show a request only once every branch has rendered it
 
 
 @dataclass

@@ -5,7 +5,7 @@ import os
 import sys
 import threading
 
-from core.errors import first_line
+from core.errors import TridentError, first_line
 
 BACKGROUND_NICE = 10
 
@@ -20,7 +20,15 @@ def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
             pass
 
 
+EXPECTED_ERRORS = (TridentError, OSError, ValueError)   # bad input or files: their message is the whole story
+
+
 def error_line(e: BaseException) -> str:
-    """One line for the UI: the exception type and the first line of its message."""
+    """One line for the UI, in words, without Python class names: the message of an expected error (bad input, a
+    missing file, not enough memory); other exceptions are programming errors and say so."""
     msg = first_line(e)
-    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+    if isinstance(e, MemoryError):
+        return f"out of memory{': ' + msg if msg else ''} (try a lower resolution or fewer samples)"
+    if isinstance(e, EXPECTED_ERRORS) and msg:
+        return msg
+    return f"unexpected error: {msg}" if msg else "unexpected error (no message; see the terminal)"

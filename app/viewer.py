@@ -21,8 +21,10 @@ from core.files.image_io import save_png
 
 from .async_renderer import AsyncRenderer, LoadFailed, ModelLoaded
 from .capture import next_free
+from .keys import handle_keys
 from .mesh_view import MeshView
-from .orbit import auto_orbit, drag_orbit, pingpong, wheel_zoom
+from .orbit import drag_orbit, outside_range, pingpong, swing, wheel_zoom, wrap_angle
+from .outputs import default_outdir, resolve as resolve_output
 from .panes import DIM_COLOR, ERROR_COLOR, DisplayShader, ImagePane
 from .recent import RecentFiles
 from .requests import Backend, BranchResult, LatentBank, ModelInfo, branch_label
@@ -30,6 +32,7 @@ from .state import ViewerState
 from .tasks import Task
 from .widgets.camera import CameraWidget
 from .widgets.export import ExportWidget
+from .widgets.help import HelpWidget
 from .widgets.inversion import InversionWidget
 from .widgets.latent import LatentWidget
 from .widgets.mesh import MeshWidget
@@ -46,15 +49,25 @@ PANE_FLAGS = (imgui.WindowFlags_.no_move | imgui.WindowFlags_.no_resize | imgui.
               | imgui.WindowFlags_.no_saved_settings | imgui.WindowFlags_.no_background)
 
 
+def panel_name(widget) -> str:
+    """A sidebar panel's name (its header): the widget's ``name`` or its class name without "Widget"."""
+    return getattr(widget, "name", type(widget).__name__.removesuffix("Widget"))
+
+
+FULL_GRID_SHARE = 0.75       # a grid without empty slots wins unless its panes are less than this share of the best
+
+
 def grid_layout(n: int, width: float, height: float) -> tuple[int, int, float]:
-    """(columns, rows, side) placing ``n`` square panes in a width x height area with the largest side."""
-    best = (1, max(n, 1), 0.0)
+    """(columns, rows, side) placing ``n`` square panes in a width x height area: the largest side, except that a
+    grid with no empty slot (three panes in a row) is preferred while its side is at least ``FULL_GRID_SHARE`` of
+    the largest (a 2x2 grid with a hole looks broken)."""
+    options = []
     for cols in range(1, max(n, 1) + 1):
         rows = math.ceil(n / cols)
-        side = min(width / cols, height / rows)
-        if side > best[2]:
-            best = (cols, rows, side)
-    return best
+        options.append((cols, rows, min(width / cols, height / rows)))
+    best = max(options, key=lambda o: o[2])
+    full = [o for o in options if o[0] * o[1] == max(n, 1) and o[2] >= FULL_GRID_SHARE * best[2]]
+    return max(full, key=lambda o: o[2]) if full else best
 
 
 class Viewer:
@@ -90,9 +103,16 @@ class Viewer:
         self._last_camera = None
         self._drawn_content: tuple = ()
         self.initial_camera = (0.0, 0.0)  # yaw, pitch (radians) set when a model is opened
+        self.initial_radius: float | None = None  # camera distance set when a model is opened (None: the model's)
         self.pending_after_load: Callable[[], None] | None = None  # run once after the next model load
+        self.outdir = str(default_outdir())   # screenshots, videos, meshes, inversions go below it (app.outputs)
+        self.original: tuple[Backend, str] | None = None  # while exploring tuned weights: the model to go back to
+        self.tuned_note = ""                  # what the tuned weights are ("PTI-tuned on photo.png")
         self.widgets = [ModelWidget(self), LatentWidget(self), CameraWidget(self), RenderWidget(self),
-                        InversionWidget(self), MeshWidget(self), ExportWidget(self), PerfWidget(self)]
+                        InversionWidget(self), MeshWidget(self), ExportWidget(self), PerfWidget(self),
+                        HelpWidget(self)]
+        self._held: dict[int, dict[str, BranchResult]] = {}   # lock-step: results waiting for their siblings
+        self.jump_to: str | None = None   # a panel to open and scroll to (the buttons at the top of the sidebar)
 
     def _load_model(self, path: str) -> Backend:
         from .model_backend import ModelBackend  # torch is imported on first use, on the render thread
@@ -101,7 +121,47 @@ class Viewer:
     # -- actions --------------------------------------------------------------------------------------------
     def open_model(self, path: str) -> None:
         self.load_error = None
+        self.original, self.tuned_note = None, ""   # a new model file leaves any tuned weights behind
         self.renderer.open(os.path.expanduser(path))
+
+    def output_path(self, name: str) -> str:
+        """``name`` below the output folder (absolute names are kept)."""
+        return str(resolve_output(self.outdir, name))
+
+    def explore_tuned(self, backend: Backend, note: str, after_load: Callable[[], None] | None = None) -> None:
+        """Render through other weights (a PTI-tuned copy of the model) until :meth:`back_to_original`; the
+        Model panel and every pane title say so."""
+        if self.original is None and self.renderer.backend is not None:
+            self.original = (self.renderer.backend, self.model_path or "")
+        self.tuned_note = note
+        self.pending_after_load = after_load
+        self.renderer.set_backend(backend, self.model_path or "")
+
+    def back_to_original(self) -> None:
+        """Leave the tuned weights: the model that was open before comes back (latent and camera are kept)."""
+        if self.original is None:
+            return
+        backend, path = self.original
+        self.original, self.tuned_note = None, ""
+        latent = self.state.latent
+        keep = (latent.seed, latent.stored, latent.use_stored, self.state.camera.yaw, self.state.camera.pitch)
+
+        def restore() -> None:
+            (latent.seed, latent.stored, latent.use_stored, self.state.camera.yaw, self.state.camera.pitch) = keep
+        self.pending_after_load = restore
+        self.renderer.set_backend(backend, path)
+
+    def pane_title(self, name: str) -> str:
+        """What a pane renders: its branch, tuned weights, the student's fixed camera, views outside training."""
+        notes = []
+        if self.tuned_note:
+            notes.append("PTI-tuned" if name != "student" else "NOT tuned")
+        if name == "student":
+            notes.append("ignores radius, FOV")
+        c = self.state.camera
+        if self.info is not None and outside_range(c.yaw, c.pitch, self.info.camera_range):
+            notes.append("outside training views")
+        return " | ".join([name] + notes) if notes else branch_label(name)
 
     def pane_names(self) -> list[str]:
         return list(self.panes) + (["mesh"] if self.mesh_view is not None else [])
@@ -140,14 +200,29 @@ class Viewer:
             imgui.text_colored(DIM_COLOR, done_text or f"{task.name}: {task.status}")
 
     def save_screenshot(self, folder: str, pane: str | None = None) -> None:
-        """Save the whole window (at the end of this frame) or one pane's current view as the next NNNNN.png."""
+        """Save the whole window (at the end of this frame) or one pane as the next NNNNN.png. A branch pane saves
+        its render at the render's own resolution (the raw neural image in the raw view), not the display's
+        upscale; in the depth and normals views also NNNNN_depth.npy (float32 distance along each ray) and
+        NNNNN_<view>.png (the view as shown)."""
         try:
             path = next_free(folder)
             if pane is None:
                 self._capture_to = str(path)
                 return
-            image = self.mesh_view.read() if pane == "mesh" else self.panes[pane].read()
-            self.last_saved = f"saved {save_png(path, image)}"
+            if pane == "mesh":
+                self.last_saved = f"saved {save_png(path, self.mesh_view.read())}"
+                return
+            p, view = self.panes[pane], self.state.render.view
+            if p.result is None:
+                self.last_saved = f"nothing to save yet: {pane} has not rendered"
+                return
+            image = p.result.raw if view == "raw" and p.result.raw is not None else p.result.image
+            saved = [save_png(path, image)]
+            if view in ("depth", "normals") and p.result.depth is not None:
+                depth_path = path.with_name(f"{path.stem}_depth.npy")
+                np.save(depth_path, p.result.depth.astype(np.float32))
+                saved += [depth_path, save_png(path.with_name(f"{path.stem}_{view}.png"), p.read())]
+            self.last_saved = "saved " + ", ".join(str(s) for s in saved)
         except (OSError, KeyError, AttributeError) as e:
             self.last_saved = f"could not save: {e}"
 
@@ -159,11 +234,18 @@ class Viewer:
     def _on_model(self, event: ModelLoaded) -> None:
         for pane in self.panes.values():
             pane.delete()
+        self._held.clear()
+        self.close_mesh_view()   # per-model state: the previous model's (or weights') mesh is not this one's
+        for widget in self.widgets:
+            if hasattr(widget, "model_changed"):
+                widget.model_changed()
         self.info, self.model_path, self.load_error = event.info, event.path, None
         self.panes = {b: ImagePane(b, self.display) for b in event.info.branches}
         self.branch_ms = {b: deque(maxlen=60) for b in event.info.branches}
         self.state.camera.reset(event.info.radius)
         self.state.camera.yaw, self.state.camera.pitch = self.initial_camera
+        if self.initial_radius is not None:
+            self.state.camera.radius = self.initial_radius
         s = self.state.latent
         s.cutoff = min(s.cutoff, event.info.num_ws)
         s.mix_lo, s.mix_hi = min(s.mix_lo, event.info.num_ws), min(s.mix_hi, event.info.num_ws)
@@ -176,9 +258,29 @@ class Viewer:
             self.recent.add(event.path)
 
     def _on_result(self, result: BranchResult) -> None:
-        pane = self.panes.get(result.branch)
-        if pane is None or result.generation != self.renderer.generation:
+        if result.generation != self.renderer.generation:
             return  # from a model that has since been replaced
+        if self.state.render.lockstep:
+            held = self._held.setdefault(result.stamp, {})
+            held[result.branch] = result
+            if set(held) < set(result.request.branches):
+                return   # shown when every branch has this frame
+            for stamp in [s for s in self._held if s <= result.stamp]:
+                done = self._held.pop(stamp)
+                if stamp == result.stamp:
+                    for r in done.values():
+                        self._show_result(r)
+            return
+        for held in self._held.values():   # lock-step was switched off: show what was waiting
+            for r in held.values():
+                self._show_result(r)
+        self._held.clear()
+        self._show_result(result)
+
+    def _show_result(self, result: BranchResult) -> None:
+        pane = self.panes.get(result.branch)
+        if pane is None:
+            return
         if pane.accept(result) and result.error is None:
             self.branch_ms[result.branch].append(result.render_ms)
 
@@ -195,7 +297,8 @@ class Viewer:
     def _animate(self, dt: float) -> None:
         c, s = self.state.camera, self.state.latent
         if c.auto_orbit:
-            c.yaw = auto_orbit(c.yaw, dt, c.orbit_speed)
+            amplitude = self.info.camera_range[0] if self.info is not None else math.radians(35)
+            c.orbit_phase, c.yaw = swing(c.orbit_phase, dt, c.orbit_speed, amplitude)
         if s.interp_animate:
             s.interp_phase = (s.interp_phase + s.interp_speed * dt) % 1.0
             s.interp_t = pingpong(s.interp_phase)
@@ -204,6 +307,7 @@ class Viewer:
         c = self.state.camera
         if drag != (0.0, 0.0):
             c.yaw, c.pitch = drag_orbit(c.yaw, c.pitch, drag[0], drag[1], size_px)
+            c.yaw = wrap_angle(c.yaw)   # shown in degrees within +-180
         if wheel:
             c.radius = wheel_zoom(c.radius, wheel)
 
@@ -221,10 +325,38 @@ class Viewer:
                     | imgui.WindowFlags_.no_collapse | imgui.WindowFlags_.no_saved_settings
                     | imgui.WindowFlags_.no_background)  # the clear colour is the background (window.py)
         imgui.push_item_width(-imgui.get_font_size() * LABEL_WIDTH_EM)
+        self._draw_jump_bar()                      # stays at the top; the panels scroll below it
+        imgui.begin_child("##panels")
+        imgui.push_text_wrap_pos(0.0)              # help and status texts wrap at the panel's edge
+        jump, self.jump_to = self.jump_to, None
         for widget in self.widgets:
+            name = panel_name(widget)
+            imgui.push_id(type(widget).__name__)   # one ID scope per panel: equal labels never conflict
+            if name == jump:
+                imgui.set_next_item_open(True)     # the panel's first item is its header
+                imgui.set_scroll_y(imgui.get_cursor_pos_y() - imgui.get_style().item_spacing.y)
             widget()
+            imgui.pop_id()
+        imgui.pop_text_wrap_pos()
+        imgui.end_child()
         imgui.pop_item_width()
         imgui.end()
+
+    def _draw_jump_bar(self) -> None:
+        """One small button per panel: opens it and scrolls it to the top (long panels stay one click away)."""
+        right = imgui.get_cursor_screen_pos().x + imgui.get_content_region_avail().x
+        for i, widget in enumerate(self.widgets):
+            name = panel_name(widget)
+            if i and imgui.get_item_rect_max().x + imgui.calc_text_size(name).x + 16 < right:
+                imgui.same_line()
+            if imgui.small_button(f"{name}##jump"):
+                self.jump_to = name
+        imgui.separator()
+
+    def show_help(self) -> None:
+        help_widget = next((w for w in self.widgets if isinstance(w, HelpWidget)), None)
+        if help_widget is not None:
+            self.jump_to = "Help"
 
     def _draw_panes(self, x0: float, width: float, height: float) -> None:
         names = self.pane_names()
@@ -256,7 +388,7 @@ class Viewer:
                 imgui.end()
                 continue
             pane = self.panes[name]
-            imgui.begin(f"{branch_label(name)}###{name}", None, PANE_FLAGS)
+            imgui.begin(f"{self.pane_title(name)}###{name}", None, PANE_FLAGS)
             inp = pane.draw(self.state.render.view, max(16.0, side - chrome), pane.stamp < pending)
             self._apply_pane_input(inp.drag, inp.wheel, inp.size_px)
             imgui.end()
@@ -281,8 +413,10 @@ class Viewer:
         w, h = imgui.get_io().display_size  # layout in window coordinates (framebuffer pixels differ on HiDPI)
         panel = min(w * 0.45, imgui.get_font_size() * PANEL_WIDTH_EM)
         self._draw_controls(panel, h)
+        handle_keys(self)
         self._draw_panes(panel, w - panel, h)
         self._track_motion()
+        self.renderer.lockstep = self.state.render.lockstep
         if self.info is not None:
             self.renderer.submit(self.state.request(self.info, self.clock))
         capture_to, self._capture_to = self._capture_to, None
@@ -303,6 +437,11 @@ class Viewer:
     def _content_key(self) -> tuple:
         panes = tuple(p._drawn_key for p in self.panes.values())
         return panes, None if self.mesh_view is None else self.mesh_view._drawn_key
+
+    def idle(self) -> bool:
+        """Nothing animates, moves or renders: the loop sleeps until input or a finished render."""
+        return not (self.state.camera.auto_orbit or self.state.latent.interp_animate or not self.renderer.idle
+                    or self.state.moving(self.clock))
 
     def pace(self) -> None:
         """Wait out the rest of the frame budget (FPS limit); when nothing moves or renders, sleep until input or a

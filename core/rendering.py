@@ -40,6 +40,8 @@ class RayConfig:
     disparity_space_sampling: bool = False
     density_noise: float = 0.0           # std of Gaussian noise added to raw density (training regulariser)
     plane_convention: str = "eg3d"
+    camera_radius: float | None = None   # the training camera distance that ray_start/ray_end were set for; when
+    #                                      given, fixed bounds follow each camera (:func:`camera_ray_bounds`)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -155,6 +157,28 @@ def ray_box_limits(origins: Tensor, dirs: Tensor, box_side: float) -> tuple[Tens
     near = torch.where(valid, near, torch.full_like(near, -1.0))
     far = torch.where(valid, far, torch.full_like(far, -2.0))
     return near, far
+
+
+FOLLOW_TOLERANCE = 1e-4   # cameras this close to the training distance keep EG3D's exact bounds
+MIN_NEAR = 0.01           # a camera inside the bounds' near end starts sampling just in front of itself
+
+
+def camera_ray_bounds(origins: Tensor, ray_start: float, ray_end: float,
+                      camera_radius: float) -> tuple[float, float] | tuple[Tensor, Tensor]:
+    """Fixed ray bounds that follow the camera: the same slab of space around the object seen from farther away.
+
+    EG3D's bounds [ray_start, ray_end] are distances from a camera at ``camera_radius`` from the world origin (the
+    object's box sits at the origin). A camera at distance d sees that slab at [ray_start + (d - r),
+    ray_end + (d - r)] (near end clamped to ``MIN_NEAR``). Returns the two floats unchanged when every camera is
+    within ``FOLLOW_TOLERANCE`` of r (training and EG3D's reference outputs are exact), else per-ray bounds
+    [B, M, 1].
+
+    origins: ray origins [B, M, 3] (one camera per batch item)
+    """
+    shift = origins.detach().norm(dim=-1, keepdim=True) - camera_radius            # [B, M, 1]
+    if float(shift.abs().max()) < FOLLOW_TOLERANCE:
+        return ray_start, ray_end
+    return (ray_start + shift).clamp_min(MIN_NEAR), (ray_end + shift).clamp_min(2 * MIN_NEAR)
 
 
 def auto_ray_limits(origins: Tensor, dirs: Tensor, box_side: float) -> tuple[Tensor, Tensor]:
@@ -341,6 +365,8 @@ def render_rays(planes: Tensor | list[Tensor], decoder: DecoderFn, origins: Tens
                          f"got {cfg.depth_resolution} + {cfg.depth_resolution_importance}")
     if cfg.ray_start == "auto" or cfg.ray_end == "auto":
         near, far = auto_ray_limits(origins, dirs, cfg.box_warp)
+    elif cfg.camera_radius is not None:
+        near, far = camera_ray_bounds(origins, float(cfg.ray_start), float(cfg.ray_end), cfg.camera_radius)
     else:
         near, far = float(cfg.ray_start), float(cfg.ray_end)
     step = m if not chunk or chunk >= b * m else max(1, int(chunk) // b)  # chunk bounds rays per call, whole batch

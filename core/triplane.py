@@ -145,7 +145,8 @@ class TriPlaneGenerator(nn.Module):
             depth_resolution_importance=(r.depth_resolution_importance if opts.depth_resolution_importance is None
                                          else opts.depth_resolution_importance),
             box_warp=r.box_warp, white_back=r.white_back, disparity_space_sampling=r.disparity_space_sampling,
-            density_noise=r.density_noise, plane_convention=r.plane_convention)
+            density_noise=r.density_noise, plane_convention=r.plane_convention,
+            camera_radius=float(r.avg_camera_radius))
 
     def render_planes(self, planes: Tensor | list[Tensor], c: Tensor, opts: RenderOptions = RenderOptions(),
                       generator: torch.Generator | None = None,

@@ -9,6 +9,8 @@ import sys
 import numpy as np
 from imgui_bundle import imgui
 
+from core.defaults import INVERT_LOSS, INVERT_STEPS, PTI_STEPS
+
 from ..gl import Texture
 from ..panes import DIM_COLOR, ERROR_COLOR
 from ..tasks import Task
@@ -25,10 +27,10 @@ class InversionWidget:
         self.photo_error: str | None = None
         self.yaw = self.pitch = 0.0
         self.space = 1                 # 0 = W, 1 = W+
-        self.steps = 300
-        self.lpips = False
+        self.steps = INVERT_STEPS
+        self.lpips = INVERT_LOSS == "lpips"
         self.pti = False
-        self.pti_steps = 100
+        self.pti_steps = PTI_STEPS
         self.optimize_camera = False
         self.task: Task | None = None
         self.outcome = None
@@ -96,13 +98,12 @@ class InversionWidget:
 
         def after_load() -> None:  # the new model resets the latent; point it at the inversion again
             v.state.latent.stored, v.state.latent.use_stored = v.bank.add(ws), True
-        v.pending_after_load = after_load
-        v.renderer.set_backend(backend, v.model_path or "")
+        v.explore_tuned(backend, "PTI-tuned", after_load)
 
     def save(self) -> None:
         """latent.npy, camera.npy, compare.png, inversion.json (+ the tuned network.pkl with PTI) in ``outdir``."""
         from ..jobs import save_inversion
-        backend, outcome, outdir = self.viewer.model_backend(), self.outcome, self.outdir
+        backend, outcome, outdir = self.viewer.model_backend(), self.outcome, self.viewer.output_path(self.outdir)
         if backend is not None and outcome is not None:
             self.save_task = self.viewer.start_task("save", lambda t: save_inversion(backend, outcome, outdir, t))
 
@@ -200,4 +201,5 @@ class InversionWidget:
             if imgui.button("Save latent, camera, comparison"):
                 self.save()
             if self.save_task is not None:
-                v.task_status(self.save_task, done_text=f"saved {self.outdir}/" if self.save_task.result else None)
+                v.task_status(self.save_task, done_text=f"saved {v.output_path(self.outdir)}/" if self.save_task.result
+                              else None)

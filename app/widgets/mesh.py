@@ -6,6 +6,8 @@ import os
 
 from imgui_bundle import imgui
 
+from core.defaults import MESH_GRID, MESH_LEVEL
+
 from ..mesh_view import SHADING, SHADING_LABELS
 from ..panes import DIM_COLOR, ERROR_COLOR
 from ..tasks import Task
@@ -17,10 +19,10 @@ FORMATS = (".ply", ".obj", ".glb")
 class MeshWidget:
     def __init__(self, viewer):
         self.viewer = viewer
-        self.resolution = 128
-        self.level = 10.0
+        self.resolution = MESH_GRID
+        self.level = MESH_LEVEL
         self.colors = True
-        self.path = "mesh.ply"
+        self.path = "meshes/mesh.ply"   # below the viewer's output folder
         self.task: Task | None = None
         self.save_task: Task | None = None
         self.result = None            # app.jobs.MeshResult of the mesh on screen
@@ -39,8 +41,15 @@ class MeshWidget:
             job.latent, job.resolution = self.result.job.latent, self.result.job.resolution
         self.task = v.start_task("mesh", lambda t: extract_mesh(backend, job, t, volume))
 
+    def model_changed(self) -> None:
+        """Another model (or other weights) is open: its mesh is not this one; a running extraction is dropped."""
+        if self.task is not None and self.task.running:
+            self.task.cancel()
+        self.task = self.result = self._shown = None
+
     def save(self, path: str) -> None:
         from ..jobs import save_mesh
+        path = self.viewer.output_path(path)
         if self.result is not None:
             mesh = self.result.mesh
             self.save_task = self.viewer.start_task("save mesh", lambda t: save_mesh(mesh, path, t))

@@ -9,6 +9,14 @@ from imgui_bundle import imgui
 from ..panes import DIM_COLOR
 
 
+def ui_rate_line(fps: float, limit: int, idle: bool) -> str:
+    """The UI rate, said so that an idle viewer (which sleeps until input, a few frames a second) does not look
+    like a fault."""
+    if idle:
+        return f"UI idle, not redrawing (wakes on input; limit {limit} FPS)"
+    return f"UI {fps:.0f} FPS (limit {limit})"
+
+
 class PerfWidget:
     """Numbers are refreshed twice a second, so the panel itself does not force a redraw every frame."""
 
@@ -24,7 +32,7 @@ class PerfWidget:
         ft = np.asarray(v.frame_times, np.float32)[-120:]
         dm = np.asarray(v.draw_ms, np.float32)[-120:]
         if len(ft):
-            lines.append((False, f"UI {v.ui_fps():.0f} FPS (limit {v.fps_limit})"))
+            lines.append((False, ui_rate_line(v.ui_fps(), v.fps_limit, v.idle())))
         if len(dm):
             lines.append((False, f"drawn frames: {np.median(dm):.1f} ms median, {np.percentile(dm, 95):.1f} ms p95"))
             self._plot = dm.copy()

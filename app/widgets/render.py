@@ -34,6 +34,10 @@ class RenderWidget:
                                                    f"model's ({fine})" if r.importance_samples == 0 else "%d")
         _, r.deterministic = imgui.checkbox("Deterministic sampling", r.deterministic)
         _, r.adaptive = imgui.checkbox("Lower resolution while moving", r.adaptive)
+        _, r.lockstep = imgui.checkbox("Branches in lock-step", r.lockstep)
+        if imgui.is_item_hovered():
+            imgui.set_tooltip("during animations every pane shows the same frame: a frame appears once all\n"
+                              "branches have rendered it (at the pace of the slowest branch)")
         imgui.text("View:")
         for i, view in enumerate(VIEWS):
             if i:

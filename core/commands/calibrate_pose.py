@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..defaults import TRUNCATION_PSI
 from ..files.atomic import atomic_output, check_output_location
 from ..model import BRANCHES, load_model
 from ..tools.photo.calibrate import calibrate_pose, describe
@@ -39,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=seeds_arg, default=list(range(8)), help="faces to render (default 0-7)")
     p.add_argument("--yaws", type=_degrees_list, default=[-20.0, 0.0, 20.0], help="degrees (default -20,0,20)")
     p.add_argument("--pitches", type=_degrees_list, default=[-10.0, 0.0, 10.0], help="degrees (default -10,0,10)")
-    p.add_argument("--trunc", type=finite_float("--trunc", -100, 100), default=0.7, help="truncation psi (default 0.7)")
+    p.add_argument("--trunc", type=finite_float("--trunc", -100, 100), default=TRUNCATION_PSI, help=f"truncation psi (default {TRUNCATION_PSI})")
     p.add_argument("--branch", choices=BRANCHES, default="sr2d")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
     p.add_argument("--out", type=Path, default=None, help="calibration file (default: <network>.pose.json)")

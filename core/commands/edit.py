@@ -26,6 +26,7 @@ from ..tools.edit.model_id import model_sha256
 from ..tools.edit.session import render_branches
 from ..tools.video import label_panel
 from ..triplane import RenderOptions
+from .angle_args import add_angle_args, angles_from_args
 from .common import MAX_NRR, UsageError, bounded_int, finite_float, resolve_device
 from .latent_args import add_latent_args, camera_from_args, latents_from_args
 
@@ -53,8 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--strengths", type=strengths_arg, default=[-3.0, 0.0, 3.0],
                    help="comma-separated strengths in sigma (default -3,0,3)")
     p.add_argument("--branch", choices=BRANCHES + ("all",), default="all", help="one branch or all (default)")
-    p.add_argument("--yaw", type=finite_float("--yaw"), default=0.0, help="render camera yaw from frontal, radians")
-    p.add_argument("--pitch", type=finite_float("--pitch"), default=0.0, help="render camera pitch from frontal, radians")
+    add_angle_args(p, "render camera")
     p.add_argument("--nrr", type=bounded_int("--nrr", 8, MAX_NRR), default=None, help="neural rendering resolution (default: the model's)")
     p.add_argument("--size", type=bounded_int("--size", 16, 4096), default=None, help="panel side in pixels (default: the output's)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
@@ -67,6 +67,7 @@ def _strip(height: int, width: int, text: str) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
+    angles_from_args(args)   # range check before loading anything
     if args.out.suffix.lower() != ".png":
         raise UsageError(f"--out must end in .png, got {args.out.name!r}")
     check_output_location(args.out)
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 for s in args.seeds]
         cam = None
     if cam is None:
-        cam = model.camera_label(args.yaw, args.pitch)
+        cam = model.camera_label(*angles_from_args(args))
     opts = RenderOptions(resolution=args.nrr)
     sha = model_sha256(model)
     panels: dict[tuple[str, int, int], np.ndarray] = {}

@@ -12,8 +12,8 @@ A rerun into the same folder replaces these files (and removes ones this run doe
 
 The photo is framed by a centred square crop (or --crop LEFT,TOP,SIZE) resized to the model's resolution. The
 camera comes from --camera (25 floats, e.g. from EG3D's preprocessing) or --yaw/--pitch offsets from frontal, and
---optimize-camera refines yaw and pitch jointly. The default loss is LPIPS (VGG16; needs ImageNet weights, see
-README) + MSE; --loss mse needs no weights.
+--optimize-camera refines yaw and pitch jointly. The default loss is MSE (needs no weights); --loss lpips is
+LPIPS (VGG16; needs ImageNet weights, see docs/photos.md) + MSE. Defaults: docs/defaults.md.
 """
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..conventions import DEFAULT_FOV_DEG
+from ..defaults import INVERT_LOSS, INVERT_STEPS, PTI_STEPS
 from ..files.atomic import check_not_inputs, check_output_location
 from ..files.image_io import PhotoError, load_photo, parse_crop_box, photo_to_tensor
 from ..files.latent_files import LatentFileError, load_camera
 from ..metrics.lpips import LPIPS, LPIPSTrunkMissingError, LPIPSWeightsError
 from ..model import BRANCHES, load_model
 from ..tools.inversion import OUTPUT_NAMES, InversionError, InversionSpec, invert, save_inversion
+from .angle_args import add_angle_args, angles_from_args
 from .common import MAX_DEPTH_SAMPLES, MAX_NRR, MAX_SEED, UsageError, bounded_int, finite_float, resolve_device
 
 
@@ -39,13 +41,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, type=Path, help="the photo (PNG, JPEG, TIFF, ...)")
     p.add_argument("--crop", default=None, metavar="LEFT,TOP,SIZE", help="crop box in pixels (default: centre)")
     p.add_argument("--camera", default=None, metavar="FILE", help="camera label file (.npy or text, 25 floats)")
-    p.add_argument("--yaw", type=finite_float("--yaw"), default=0.0, help="camera guess: yaw offset from frontal, radians")
-    p.add_argument("--pitch", type=finite_float("--pitch"), default=0.0, help="camera guess: pitch offset from frontal, radians")
+    add_angle_args(p, "camera guess:")
     p.add_argument("--fov-deg", type=finite_float("--fov-deg", 0, 180, lo_open=True, hi_open=True), default=DEFAULT_FOV_DEG, help="camera guess: field of view")
     p.add_argument("--optimize-camera", action="store_true", help="optimise yaw/pitch jointly with the latent")
     p.add_argument("--space", choices=("w", "w+"), default="w+")
-    p.add_argument("--steps", type=bounded_int("--steps", 0, 1_000_000), default=500, help="optimisation steps (default 500)")
-    p.add_argument("--loss", choices=("lpips", "mse"), default="lpips", help="lpips = LPIPS + MSE (default)")
+    p.add_argument("--steps", type=bounded_int("--steps", 0, 1_000_000), default=INVERT_STEPS, help=f"optimisation steps (default {INVERT_STEPS})")
+    p.add_argument("--loss", choices=("lpips", "mse"), default=INVERT_LOSS,
+                   help=f"mse: no ImageNet weights needed; lpips: LPIPS (VGG16 weights) + MSE (default {INVERT_LOSS})")
     p.add_argument("--lpips-net", choices=("vgg", "alex"), default="vgg")
     p.add_argument("--lpips-weights", default=None, metavar="PTH",
                    help="ImageNet trunk file (default: $TORCH_HOME/hub/checkpoints/<torchvision name>)")
@@ -53,7 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=finite_float("--lr", 0, lo_open=True), default=0.01, help="initial learning rate (default 0.01)")
     p.add_argument("--noise", type=finite_float("--noise", 0), default=0.05, help="initial latent noise, x w_std (default 0.05)")
     p.add_argument("--pti", action="store_true", help="then tune the generator (pivotal tuning) and save it")
-    p.add_argument("--pti-steps", type=bounded_int("--pti-steps", 0, 1_000_000), default=350, help="PTI steps (default 350; stops early at LPIPS<0.06)")
+    p.add_argument("--pti-steps", type=bounded_int("--pti-steps", 0, 1_000_000), default=PTI_STEPS,
+                   help=f"PTI steps (default {PTI_STEPS}; with --loss lpips stops early at LPIPS<0.06)")
     p.add_argument("--branch", choices=BRANCHES, default="sr2d", help="the branch whose image is matched")
     p.add_argument("--nrr", type=bounded_int("--nrr", 8, MAX_NRR), default=None, help="neural rendering resolution (default: the model's)")
     p.add_argument("--samples", type=bounded_int("--samples", 0, MAX_DEPTH_SAMPLES), nargs=2, metavar=("COARSE", "IMPORTANCE"), default=None)
@@ -75,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     check_not_inputs([args.outdir / n for n in OUTPUT_NAMES],   # written or (stale ones) removed there
                      {"--network": args.network, "--image": args.image, "--camera": args.camera,
                       "--lpips-weights": args.lpips_weights})
+    yaw, pitch = angles_from_args(args)
     device = resolve_device(args.device)
     lpips = None
     if args.loss == "lpips":   # before loading the model: missing ImageNet weights fail at once
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.network, device)
         photo = load_photo(args.image, model.img_resolution, box)
         camera = (load_camera(args.camera).to(device) if args.camera is not None
-                  else model.camera_label(args.yaw, args.pitch, fov_deg=args.fov_deg))
+                  else model.camera_label(yaw, pitch, fov_deg=args.fov_deg))
     except (PhotoError, LatentFileError) as e:
         raise UsageError(str(e)) from None
     spec = InversionSpec(space=args.space, steps=args.steps, loss=args.loss, lpips_net=args.lpips_net,

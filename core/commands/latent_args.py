@@ -5,6 +5,7 @@ import argparse
 
 import torch
 
+from ..defaults import TRUNCATION_CUTOFF, TRUNCATION_PSI
 from ..files.latent_files import LatentFileError, load_camera, load_latent
 from ..model import Model
 from .common import MAX_SEED, UsageError, bounded_int, finite_float, seeds_arg
@@ -27,8 +28,10 @@ def add_latent_args(p: argparse.ArgumentParser, multiple: bool, seeds_flag: str 
                        "latent, edits, camera, render options and branches")
     p.add_argument("--camera", default=None, metavar="FILE",
                    help="camera.npy written by `invert` (25 floats), used with --latent")
-    p.add_argument("--trunc", type=finite_float("--trunc", -100, 100), default=1.0, help="truncation psi for seeds (default 1)")
-    p.add_argument("--trunc-cutoff", type=bounded_int("--trunc-cutoff", 0, 1024), default=14, help="number of ws to truncate (default 14)")
+    p.add_argument("--trunc", type=finite_float("--trunc", -100, 100), default=TRUNCATION_PSI,
+                   help=f"truncation psi for seeds (default {TRUNCATION_PSI}; 1: none)")
+    p.add_argument("--trunc-cutoff", type=bounded_int("--trunc-cutoff", 0, 1024), default=TRUNCATION_CUTOFF,
+                   help=f"number of ws to truncate (default {TRUNCATION_CUTOFF})")
 
 
 def latents_from_args(args: argparse.Namespace, model: Model) -> list[torch.Tensor]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..defaults import MESH_GRID, MESH_LEVEL
 from ..files.atomic import check_output_location
 from ..model import load_model
 from ..tools.mesh import MESH_FORMATS, MeshError, mesh_from_volume, model_field, save_mesh, save_mrc
@@ -31,8 +32,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, help="Trident .pkl or EG3D network pickle")
     add_latent_args(p, multiple=False, seeds_flag="--seed")
-    p.add_argument("--res", type=bounded_int("--res", 16, 1024), default=256, help="grid resolution N (N^3 density samples; default 256)")
-    p.add_argument("--level", type=finite_float("--level"), default=10.0, help="iso level on raw density (default 10, EG3D's)")
+    p.add_argument("--res", type=bounded_int("--res", 16, 1024), default=MESH_GRID,
+                   help=f"grid resolution N (N^3 density samples; default {MESH_GRID})")
+    p.add_argument("--level", type=finite_float("--level"), default=MESH_LEVEL, help=f"iso level on raw density (default {MESH_LEVEL:g}, "
+                   "EG3D's)")
     p.add_argument("--source", choices=("auto", "sr2d", "direct3d"), default="auto",
                    help="tri-planes: sr2d's coarse planes, direct3d's coarse + detail (auto: the finest present)")
     p.add_argument("--border", type=_border, default="eg3d",

@@ -18,9 +18,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..conventions import DEFAULT_FOV_DEG
+from ..defaults import DETERMINISTIC
 from ..files.image_io import to_uint8
 from ..model import BRANCHES, BranchError, load_model
 from ..triplane import RenderOptions
+from .angle_args import add_angle_args, angles_from_args
 from .common import MAX_DEPTH_SAMPLES, MAX_NRR, UsageError, bounded_int, finite_float, resolve_device
 from .latent_args import add_latent_args, camera_from_args, latents_from_args
 from .session_render import render_session
@@ -31,11 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, help="Trident .pkl or EG3D network pickle")
     add_latent_args(p, multiple=False, session=True)  # --seeds | --latent FILE [--camera FILE] | --session FILE
-    p.add_argument("--yaw", type=finite_float("--yaw"), default=0.0, help="yaw offset from frontal, radians")
-    p.add_argument("--pitch", type=finite_float("--pitch"), default=0.0, help="pitch offset from frontal, radians")
+    add_angle_args(p, "render camera")
     p.add_argument("--fov-deg", type=finite_float("--fov-deg", 0, 180, lo_open=True, hi_open=True), default=DEFAULT_FOV_DEG, help="field of view, EG3D convention")
+    p.add_argument("--radius", type=finite_float("--radius", 0, 1000, lo_open=True), default=None,
+                   help="camera distance from the world origin (default: the model's; the ray interval follows it)")
     p.add_argument("--branch", choices=BRANCHES, default="sr2d")
-    p.add_argument("--deterministic", action="store_true", help="deterministic depth sampling (no jitter)")
+    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=DETERMINISTIC,
+                   help="linspace depth samples; --no-deterministic: EG3D's jittered samples (default: on)")
     p.add_argument("--noise-mode", choices=("const", "random", "none"), default="const")
     p.add_argument("--nrr", type=bounded_int("--nrr", 8, MAX_NRR), default=None, help="neural rendering resolution (default: the model's)")
     p.add_argument("--samples", type=bounded_int("--samples", 0, MAX_DEPTH_SAMPLES), nargs=2, metavar=("COARSE", "IMPORTANCE"), default=None,
@@ -49,6 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    yaw, pitch = angles_from_args(args)
     device = resolve_device(args.device)
     model = load_model(args.network, device)
     try:
@@ -66,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     if args.session is not None:
         return render_session(model, args.session, args.outdir)
     cond = model.camera_label(0.0, 0.0, fov_deg=args.fov_deg)
-    cam = model.camera_label(args.yaw, args.pitch, fov_deg=args.fov_deg)
+    if args.radius is not None and not 0.3 <= args.radius <= 30:
+        raise UsageError(f"--radius must be in [0.3, 30], got {args.radius:g}")
+    cam = model.camera_label(yaw, pitch, radius=args.radius, fov_deg=args.fov_deg)
     if args.latent is not None:  # an inversion's latent.npy, rendered from its camera.npy when given
         items = [(Path(args.latent).stem, 0, None)]
         latent_ws = latents_from_args(args, model)[0]

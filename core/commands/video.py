@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from ..cameras import focal_to_fov
 from ..conventions import DEFAULT_FOV_DEG
+from ..defaults import TURNTABLE_PITCH, TURNTABLE_YAW, VIDEO_FPS, VIDEO_FRAMES, VIDEO_MIN_SIDE
 from ..files.atomic import check_output_location
 from ..model import BRANCHES, load_model
 from ..tools.inversion import orbit_from_label
@@ -36,20 +37,26 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--branch", choices=BRANCHES + ("all",), default="sr2d",
                    help="one branch, or all of the model's branches side by side (labelled)")
     p.add_argument("--output", choices=OUTPUTS, default="image", help="image, depth or raw (before super-resolution)")
-    p.add_argument("--frames", type=bounded_int("--frames", 1, 100_000), default=120, help="frames in the loop (default 120)")
-    p.add_argument("--fps", type=finite_float("--fps", 0, 1000, lo_open=True), default=30.0, help="frames per second (default 30)")
+    p.add_argument("--frames", type=bounded_int("--frames", 1, 100_000), default=VIDEO_FRAMES, help=f"frames in the loop (default {VIDEO_FRAMES})")
+    p.add_argument("--fps", type=finite_float("--fps", 0, 1000, lo_open=True), default=float(VIDEO_FPS), help=f"frames per second (default {VIDEO_FPS})")
     p.add_argument("--grid", type=_grid, default=None, help="COLSxROWS cells (default: near-square; interp: 1x1)")
     p.add_argument("--nrr", type=bounded_int("--nrr", 8, MAX_NRR), default=None, help="neural rendering resolution (default: the model's)")
     p.add_argument("--samples", type=bounded_int("--samples", 0, MAX_DEPTH_SAMPLES), nargs=2, metavar=("COARSE", "IMPORTANCE"), default=None,
                    help="depth samples per ray (default: the model's)")
-    p.add_argument("--size", type=bounded_int("--size", 16, 4096), default=None, help="panel side in pixels (default: the output's)")
+    p.add_argument("--size", type=bounded_int("--size", 16, 4096), default=None,
+                   help=f"panel side in pixels (default: the output's, upscaled (Lanczos) until the video is at "
+                        f"least {VIDEO_MIN_SIDE} px on its long side)")
     p.add_argument("--fov-deg", type=finite_float("--fov-deg", 0, 180, lo_open=True, hi_open=True), default=None, help=f"field of view (default {DEFAULT_FOV_DEG}, or "
                    "the --camera file's)")
-    p.add_argument("--yaw-range", type=finite_float("--yaw-range"), default=0.35, help="turntable yaw amplitude, radians")
-    p.add_argument("--pitch-range", type=finite_float("--pitch-range"), default=0.25, help="turntable pitch amplitude, radians")
+    p.add_argument("--radius", type=finite_float("--radius", 0, 1000, lo_open=True), default=None,
+                   help="camera distance from the world origin (default: the model's; the ray interval follows it)")
+    p.add_argument("--yaw-range", type=finite_float("--yaw-range"), default=TURNTABLE_YAW,
+                   help=f"turntable yaw amplitude, radians (default {TURNTABLE_YAW})")
+    p.add_argument("--pitch-range", type=finite_float("--pitch-range"), default=TURNTABLE_PITCH,
+                   help=f"turntable pitch amplitude, radians (default {TURNTABLE_PITCH})")
     p.add_argument("--labels", action=argparse.BooleanOptionalAction, default=None,
                    help="branch names on the panels (default: on with --branch all)")
-    p.add_argument("--stochastic", action="store_true", help="EG3D's jittered depth samples (default: none)")
+    p.add_argument("--stochastic", action="store_true", help="EG3D's jittered depth samples (default: linspace)")
     p.add_argument("--quality", type=bounded_int("--quality", 0, 10), default=8, help="MP4 quality 0..10 (default 8)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
     p.add_argument("--out", required=True, type=Path, help="FILE.mp4 or FILE.gif")
@@ -74,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                      samples=tuple(args.samples) if args.samples else None, deterministic=not args.stochastic,
                      panel_size=args.size, fov_deg=args.fov_deg or fov, yaw_range=args.yaw_range,
                      pitch_range=args.pitch_range, center_yaw=center_yaw, center_pitch=center_pitch,
-                     labels=args.labels, quality=args.quality)
+                     labels=args.labels, quality=args.quality, radius=args.radius)
     bar = tqdm(total=args.frames, desc="video", unit="frame")
 
     def progress(p) -> None:

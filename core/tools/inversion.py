@@ -46,6 +46,7 @@ from PIL import Image
 from torch import Tensor
 
 from ..cameras import Camera, focal_to_fov
+from ..defaults import INVERT_LOSS, INVERT_STEPS
 from ..errors import TridentError
 from ..files.atomic import atomic_folder
 from ..files.image_io import to_uint8
@@ -70,8 +71,8 @@ class InversionError(TridentError):
 @dataclass(frozen=True)
 class InversionSpec:
     space: str = "w+"                   # "w" or "w+"
-    steps: int = 500
-    loss: str = "lpips"                 # "lpips" (LPIPS + mse_weight * MSE) or "mse"
+    steps: int = INVERT_STEPS
+    loss: str = INVERT_LOSS             # "lpips" (LPIPS + mse_weight * MSE) or "mse"
     lpips_net: str = "vgg"
     mse_weight: float = 1.0
     lr: float = 0.01                    # initial learning rate (EG3D-projector)

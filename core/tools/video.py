@@ -34,6 +34,8 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from ..conventions import DEFAULT_FOV_DEG
+from ..defaults import (DETERMINISTIC, TRUNCATION_CUTOFF, TRUNCATION_PSI, TURNTABLE_PITCH, TURNTABLE_YAW,
+                        VIDEO_FPS, VIDEO_FRAMES, VIDEO_MIN_SIDE)
 from ..errors import TridentError
 from ..files.atomic import atomic_output
 from ..files.image_io import to_uint8
@@ -63,20 +65,23 @@ class VideoSpec:
     mode: str = "turntable"                       # turntable | orbit360 | interp
     branch: str = "sr2d"                          # a branch of the model, or "all" (side by side, labelled)
     output: str = "image"                         # image | depth | raw
-    frames: int = 120
-    fps: float = 30.0
+    frames: int = VIDEO_FRAMES
+    fps: float = float(VIDEO_FPS)
     grid: tuple[int, int] | None = None           # (columns, rows) of cells; default: a near-square grid
-    truncation_psi: float = 1.0
-    truncation_cutoff: int | None = 14
+    truncation_psi: float = TRUNCATION_PSI
+    truncation_cutoff: int | None = TRUNCATION_CUTOFF
     nrr: int | None = None                        # neural rendering resolution (default: the model's)
     samples: tuple[int, int] | None = None        # (coarse, importance) depth samples per ray
-    deterministic: bool = True                    # no depth jitter, so frames do not flicker
-    panel_size: int | None = None                 # side of each panel in pixels (default: the largest output)
+    deterministic: bool = DETERMINISTIC           # no depth jitter, so frames do not flicker
+    panel_size: int | None = None                 # side of each panel in pixels (default: the largest output,
+    #                                               upscaled until the video's long side is >= min_side)
+    min_side: int = VIDEO_MIN_SIDE
     fov_deg: float = DEFAULT_FOV_DEG
-    yaw_range: float = 0.35
-    pitch_range: float = 0.25
+    yaw_range: float = TURNTABLE_YAW
+    pitch_range: float = TURNTABLE_PITCH
     center_yaw: float = 0.0
     center_pitch: float = -0.05
+    radius: float | None = None                   # camera distance (default: the model's avg_camera_radius)
     labels: bool | None = None                    # branch names on the panels (default: with branch="all")
     quality: int = 8                              # MP4 quality 0..10 (imageio-ffmpeg's scale)
 
@@ -129,6 +134,8 @@ def plan_video(model: Model, spec: VideoSpec) -> VideoPlan:
     _check(0 < spec.fps <= 240, f"fps must be in (0, 240], got {spec.fps}")
     _check(spec.nrr is None or 8 <= spec.nrr <= 2048, f"neural rendering resolution must be 8..2048, got {spec.nrr}")
     _check(spec.panel_size is None or 8 <= spec.panel_size <= 4096, f"panel size must be 8..4096, got {spec.panel_size}")
+    _check(spec.radius is None or 0.3 <= spec.radius <= 30, f"camera radius must be 0.3..30, got {spec.radius}")
+    _check(0 <= spec.min_side <= 4096, f"minimum video side must be 0..4096, got {spec.min_side}")
     _check(0 <= spec.quality <= 10, f"quality must be 0..10, got {spec.quality}")
     if spec.samples is not None:
         s, i = spec.samples
@@ -225,10 +232,20 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
+def panel_side(native: int, across: int, min_side: int) -> int:
+    """Default panel side: the rendered size, or larger so that ``across`` panels span at least ``min_side``."""
+    return max(native, math.ceil(min_side / max(across, 1)))
+
+
 def label_panel(panel: np.ndarray, text: str) -> np.ndarray:
+    """``text`` in the top-left corner on a black box that covers at most about half of the panel's width."""
     img = Image.fromarray(panel)
     draw = ImageDraw.Draw(img)
-    font = _font(max(8, panel.shape[0] // 12))
+    size = max(8, panel.shape[0] // 14)
+    font = _font(size)
+    while size > 8 and draw.textbbox((3, 2), text, font=font)[2] > panel.shape[1] // 2:
+        size -= 1
+        font = _font(size)
     box = draw.textbbox((3, 2), text, font=font)
     draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0))
     draw.text((3, 2), text, fill=(255, 255, 255), font=font)
@@ -238,7 +255,7 @@ def label_panel(panel: np.ndarray, text: str) -> np.ndarray:
 def _resize(panel: np.ndarray, size: int, output: str) -> np.ndarray:
     if panel.shape[0] == size and panel.shape[1] == size:
         return panel
-    resample = Image.NEAREST if output in ("depth", "raw") and size > panel.shape[0] else Image.LANCZOS
+    resample = Image.LANCZOS
     return np.asarray(Image.fromarray(panel).resize((size, size), resample))
 
 
@@ -250,7 +267,7 @@ def render_frame(model: Model, plan: VideoPlan, f: int) -> np.ndarray:
     """Frame f of the plan -> uint8 [H, W, 3] (no padding)."""
     spec = plan.spec
     yaw, pitch = frame_offsets(spec, f)
-    c = model.camera_label(yaw, pitch, fov_deg=spec.fov_deg)
+    c = model.camera_label(yaw, pitch, radius=spec.radius, fov_deg=spec.fov_deg)
     ws_cells = plan.cell_latents(f)
     live = [i for i, w in enumerate(ws_cells) if w is not None]
     ws = torch.cat([ws_cells[i] for i in live])                         # [cells, num_ws, w_dim]
@@ -264,7 +281,8 @@ def render_frame(model: Model, plan: VideoPlan, f: int) -> np.ndarray:
             continue
         for j, i in enumerate(live):
             panels[(i, branch)] = _to_panel(out[key][j], spec.output)
-    size = spec.panel_size or plan.panel or max(p.shape[0] for p in panels.values())
+    size = spec.panel_size or plan.panel or panel_side(max(p.shape[0] for p in panels.values()),
+                                                       max(plan.cols * len(plan.branches), plan.rows), spec.min_side)
     plan.panel = size
     blank = np.zeros((size, size, 3), np.uint8)
     rows = []

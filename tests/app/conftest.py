@@ -37,8 +37,10 @@ def display():
 
 @pytest.fixture(autouse=True)
 def _isolated_config(tmp_path, monkeypatch):
-    """Recent-files lists and screenshots go to the test's temp folder, never the user's home."""
+    """Recent-files lists and outputs (screenshots, videos, meshes) go to the test's temp folder, never the user's
+    home or the repository."""
     monkeypatch.setenv("TRIDENT_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("TRIDENT_OUTDIR", str(tmp_path / "outputs"))
 
 
 @pytest.fixture

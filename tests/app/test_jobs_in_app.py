@@ -69,8 +69,9 @@ def test_video_export_from_the_app_is_a_readable_mp4(viewer, tmp_path):
     assert task.error is None, task.error
     meta = iio.immeta(tmp_path / "turntable.mp4", plugin="FFMPEG")
     frames = list(iio.imiter(tmp_path / "turntable.mp4", plugin="FFMPEG"))
-    assert len(frames) == 2 and frames[0].shape == (128, 128, 3) and meta["fps"] == pytest.approx(10)
-    assert task.preview.shape == (128, 128, 3)  # the last frame, shown in the panel
+    # a 128 px model's video is upscaled to the default 512 px long side (issue 16: app videos were 64x64)
+    assert len(frames) == 2 and frames[0].shape == (512, 512, 3) and meta["fps"] == pytest.approx(10)
+    assert task.preview.shape == (512, 512, 3)  # the last frame, shown in the panel
     # Cancelled: no file is left behind.
     w.frames = 200
     task = w.start_video(str(tmp_path / "cancelled.mp4"))

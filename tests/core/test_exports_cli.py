@@ -115,7 +115,7 @@ def test_video_and_mesh_commands_with_seeds(net, tmp_path, capsys):
                      "--frames", "2", "--fps", "24", *FAST, "--out", str(tmp_path / "o.mp4")], capsys)
     assert code == 0, err
     meta = iio2.get_reader(tmp_path / "o.mp4", "ffmpeg").get_meta_data()
-    assert meta["fps"] == 24 and meta["size"] == (256, 128)
+    assert meta["fps"] == 24 and meta["size"] == (512, 256)   # two 128 px cells, upscaled to a 512 px long side
     code, err = run(["mesh", "--network", net, "--seed", "0", "--trunc", "0.7", "--res", "24", "--level", "0.5",
                      "--out", str(tmp_path / "m.glb")], capsys)
     assert code == 0, err
@@ -159,7 +159,7 @@ def test_bad_input_is_one_line_error_and_no_output(net, tmp_path, capsys, argv, 
 def test_invert_without_lpips_weights_says_so(net, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     Image.fromarray(data.chelsea()).save(tmp_path / "p.png")
-    code, err = run(["invert", "--network", net, "--image", str(tmp_path / "p.png"), "--outdir",
+    code, err = run(["invert", "--network", net, "--image", str(tmp_path / "p.png"), "--loss", "lpips", "--outdir",
                      str(tmp_path / "i")], capsys)
     assert code == 2
     line = err.strip().splitlines()[-1]

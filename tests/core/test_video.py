@@ -14,7 +14,7 @@ from core.model import model_from_snapshot
 from core.tools.progress import Cancelled
 from core.tools.video import VideoError, VideoSpec, frame_offsets, plan_video, render_frame, render_video
 
-FAST = dict(nrr=16, samples=(4, 4))
+FAST = dict(nrr=16, samples=(4, 4), min_side=0)   # min_side=0: panels at the render's own size
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_eg3d_camera_paths():
 
 def test_interpolation_passes_through_keyframes_and_loops(model):
     plan = plan_video(model, VideoSpec(seeds=(0, 1, 2), mode="interp", frames=30))
-    keys = [model.ws_from_seed(s) for s in (0, 1, 2)]
+    keys = [model.ws_from_seed(s, VideoSpec().truncation_psi) for s in (0, 1, 2)]
     for f, k in ((0, 0), (10, 1), (20, 2)):
         torch.testing.assert_close(plan.cell_latents(f)[0], keys[k], atol=1e-4, rtol=0)
     between = plan.cell_latents(5)[0]
@@ -46,6 +46,16 @@ def test_interpolation_passes_through_keyframes_and_loops(model):
     for t in (0.1, 0.5, 1.7):
         assert (path(t - 3.0 if t > 1 else t + 3.0) - path(t)).abs().max() < 0.02 * scale
         assert (path(t - 1e-3) - path(t)).abs().max() < 0.01 * scale
+
+
+def test_default_size_is_at_least_512_on_the_long_side(model):
+    """Issue 16, item 7: videos of a small model were as small as its renders (64x64, 192x64 side by side)."""
+    plan = plan_video(model, VideoSpec(seeds=(0,), branch="all", nrr=16, samples=(4, 4)))
+    frame = render_frame(model, plan, 0)
+    n = len(model.branches)
+    assert frame.shape[1] >= 512 and frame.shape[1] == n * frame.shape[0]            # panels upscaled, still square
+    small = render_frame(model, plan_video(model, VideoSpec(seeds=(0,), branch="all", **FAST)), 0)
+    assert small.shape[0] == model.img_resolution                                   # min_side=0: the render's size
 
 
 @pytest.mark.slow
