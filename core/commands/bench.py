@@ -25,6 +25,10 @@ The reference column runs the same work through the literal reference operators 
 grouped "fused" modulated convolution and zero-insertion + depthwise-FIR upfirdn2d, the algorithm of EG3D's
 reference implementation) and reports the ratio reference / fast and the largest absolute difference between the
 two output images (they must agree within 1e-3; the command exits 1 after writing the JSON when they do not).
+Rows in ``bf16`` (``--precision``, default ``fp32,auto``: see core.precision) skip the reference and give the PSNR
+of their image against the same case's fp32 image instead. Every row gives the convolution + matrix-product
+GFLOP/s it reached, against a probe of the machine's peak printed first; ``--profile`` adds the share of time in
+convolutions, sampling, matrix products, compositing and the rest.
 
 Peak memory is the increase above what was in use when the case started (weights and inputs excluded): CUDA
 ``max_memory_allocated``; on CPU the process's peak resident set size (Linux VmHWM after a reset through
