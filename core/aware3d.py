@@ -39,7 +39,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .layers import FullyConnectedLayer, SynthesisLayer, SynthesisNetwork, ToRGBLayer
+from .layers import FullyConnectedLayer, SynthesisLayer, SynthesisNetwork, ToRGBLayer, block_dtype
 from .ops import conv2d_resample
 
 MODES = ("b", "s")  # "b": 3D-aware (cross-plane pooling before every conv); "s": plain per-plane
@@ -262,13 +262,14 @@ class PlaneSynthesisBlock(nn.Module):
         if up not in (1, 2):
             raise ValueError(f"up must be 1 or 2, got {up}")
         self.resolution, self.mode, self.up = resolution, mode, up
+        self.compute_dtype: torch.dtype | None = None  # inference precision (core.layers.set_compute_dtype)
         self.conv0 = PlaneSynthesisLayer(channels, channels, w_dim, resolution, mode, up=up, conv_clamp=conv_clamp)
         self.conv1 = PlaneSynthesisLayer(channels, channels, w_dim, resolution, mode, conv_clamp=conv_clamp)
         self.torgb = PlaneToRGBLayer(channels, img_channels, w_dim, mode, conv_clamp=conv_clamp)
 
     def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random", fused: bool = False,
                 plain: bool = False) -> tuple[Tensor, Tensor]:
-        x = self.conv0(x.float(), w, noise_mode=noise_mode, fused=fused, plain=plain)
+        x = self.conv0(x.to(block_dtype(self)), w, noise_mode=noise_mode, fused=fused, plain=plain)
         x = self.conv1(x, w, noise_mode=noise_mode, fused=fused, plain=plain)
         return x, self.torgb(x, w, fused=fused, plain=plain).float()
 

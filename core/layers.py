@@ -5,7 +5,8 @@ Parameter and buffer names follow the StyleGAN2/EG3D state-dict layout (``weight
 Stored weights are unscaled; the runtime gains (lr_mul / sqrt(fan_in) etc.) are applied in ``forward``.
 
 Mixed precision: blocks flagged ``use_fp16`` (where the reference trains in fp16) compute in
-``self.half_dtype`` when it is set (see :func:`set_half_dtype`); everything else stays fp32.
+``self.half_dtype`` when it is set (see :func:`set_half_dtype`); everything else stays fp32. For inference,
+``compute_dtype`` (see :func:`set_compute_dtype`, ``core.precision``) runs *every* block in that type.
 """
 from __future__ import annotations
 
@@ -27,6 +28,24 @@ def set_half_dtype(module: nn.Module, dtype: torch.dtype | None) -> None:
     for m in module.modules():
         if hasattr(m, "half_dtype"):
             m.half_dtype = dtype
+
+
+def set_compute_dtype(module: nn.Module, dtype: torch.dtype | None) -> None:
+    """Run every block of ``module`` that has a ``compute_dtype`` (synthesis blocks, the tri-plane decoder) in
+    ``dtype`` (inference precision, ``core.precision``), or as built (None: fp32 / the half-precision flags)."""
+    for m in module.modules():
+        if hasattr(m, "compute_dtype"):
+            m.compute_dtype = dtype
+
+
+def block_dtype(block: nn.Module) -> torch.dtype:
+    """The type a block computes in: its ``compute_dtype`` if set, else its half type if it is fp16-flagged,
+    else float32."""
+    if getattr(block, "compute_dtype", None) is not None:
+        return block.compute_dtype
+    if getattr(block, "use_fp16", False) and getattr(block, "half_dtype", None) is not None:
+        return block.half_dtype
+    return torch.float32
 
 
 class FullyConnectedLayer(nn.Module):
@@ -195,6 +214,7 @@ class SynthesisBlock(nn.Module):
         self.in_channels, self.out_channels, self.resolution = in_channels, out_channels, resolution
         self.is_last, self.use_fp16, self.upsample = is_last, use_fp16, upsample
         self.half_dtype: torch.dtype | None = None
+        self.compute_dtype: torch.dtype | None = None
         self.f1d = ops.setup_filter_1d(resample_taps)
         self.num_conv = 0
         if in_channels == 0:
@@ -214,7 +234,7 @@ class SynthesisBlock(nn.Module):
                 fused: bool = False, plain: bool = False) -> tuple[Tensor, Tensor]:
         """x: features [B, I, R/2, R/2] (None for the first block); img: skip image [B, C, R/2, R/2]; ws [B, k, w_dim]."""
         w_iter: Iterator[Tensor] = iter(ws.unbind(dim=1))
-        dtype = self.half_dtype if (self.use_fp16 and self.half_dtype is not None) else torch.float32
+        dtype = block_dtype(self)
         if self.in_channels == 0:
             x = self.const.to(dtype).reshape(1, self.out_channels, self.resolution, self.resolution)
             x = x.repeat([ws.shape[0], 1, 1, 1])

@@ -38,6 +38,7 @@ from .conventions import DEFAULT_FOV_DEG
 from .errors import TridentError
 from .files.checkpoint import load_snapshot
 from .files.snapshot import Snapshot
+from .layers import set_compute_dtype
 from .student import build_student
 from .triplane import RenderOptions, TriPlaneGenerator
 
@@ -159,7 +160,12 @@ class Model:
         return {"image": out["image"], "image_raw": out["image_raw"]}
 
     def set_precision(self, precision: str) -> None:
+        """Inference precision of every branch: 'fp32', 'fp16' (EG3D's half-precision blocks, CUDA) or 'bf16'
+        (every convolution stack, the decoder MLP and the student; see ``core.precision``). 'auto' is resolved by
+        :func:`core.precision.resolve` first."""
         self.G.set_precision(precision)
+        if self.student is not None:
+            set_compute_dtype(self.student, torch.bfloat16 if precision == "bf16" else None)
 
     def to(self, device: str | torch.device) -> "Model":
         self.device = torch.device(device)

@@ -90,7 +90,9 @@ class SuperResolution(nn.Module):
         needs = size < r if self.plan.resize_only_if_smaller else size != r
         if not needs:
             return t
-        return F.interpolate(t, size=(r, r), mode="bilinear", align_corners=False, antialias=self.antialias)
+        # the antialiased bilinear resize has no bfloat16 kernel on the CPU: it always runs in float32 (the
+        # feature image is float32 anyway: it comes out of the compositing)
+        return F.interpolate(t.float(), size=(r, r), mode="bilinear", align_corners=False, antialias=self.antialias)
 
     def forward(self, rgb: Tensor, x: Tensor, ws: Tensor, noise_mode: str = "none", fused: bool = False,
                 plain: bool = False) -> Tensor:

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from . import rendering
 from .config import GeneratorConfig
-from .layers import FullyConnectedLayer, MappingNetwork, SynthesisNetwork, set_half_dtype
+from .layers import FullyConnectedLayer, MappingNetwork, SynthesisNetwork, set_compute_dtype, set_half_dtype
 from .superres import SuperResolution
 
 
@@ -51,12 +51,16 @@ class OSGDecoder(nn.Module):
             nn.Softplus(),
             FullyConnectedLayer(hidden, 1 + output_dim, lr_multiplier=lr_mul),
         )
+        self.compute_dtype: torch.dtype | None = None  # inference precision of the MLP (core.precision)
 
     def forward(self, plane_features: Tensor) -> tuple[Tensor, Tensor]:
-        """[B, 3, N, C] -> rgb/features in (-0.001, 1.001) [B, N, F], raw density [B, N, 1]."""
+        """[B, 3, N, C] -> rgb/features in (-0.001, 1.001) [B, N, F], raw density [B, N, 1] (always float32: the
+        volume-rendering weights and the compositing are computed from them in float32)."""
         x = plane_features.mean(1)
         b, n, c = x.shape
-        x = self.net(x.reshape(b * n, c)).reshape(b, n, -1)
+        if self.compute_dtype is not None:
+            x = x.to(self.compute_dtype)
+        x = self.net(x.reshape(b * n, c)).reshape(b, n, -1).float()
         rgb = torch.sigmoid(x[..., 1:])
         if torch.is_grad_enabled():
             rgb = rgb * (1 + 2 * 0.001) - 0.001  # Mip-NeRF's widened sigmoid
@@ -109,11 +113,12 @@ class TriPlaneGenerator(nn.Module):
 
     # -- precision ------------------------------------------------------------------------------------------
     def set_precision(self, precision: str) -> None:
-        """'fp32' everywhere, or 'fp16' / 'bf16' in the blocks that EG3D runs in half precision."""
-        dtypes = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-        if precision not in dtypes:
-            raise ValueError(f"precision must be one of {sorted(dtypes)}, got {precision!r}")
-        set_half_dtype(self, dtypes[precision])
+        """Inference precision (``core.precision``): 'fp32' everywhere; 'fp16' in the blocks that EG3D runs in
+        half precision; 'bf16' in every convolution stack and the decoder MLP."""
+        if precision not in ("fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be one of bf16, fp16, fp32, got {precision!r}")
+        set_half_dtype(self, torch.float16 if precision == "fp16" else None)
+        set_compute_dtype(self, torch.bfloat16 if precision == "bf16" else None)
 
     # -- latents --------------------------------------------------------------------------------------------
     def mapping(self, z: Tensor, c: Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,

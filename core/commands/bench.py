@@ -25,6 +25,10 @@ The reference column runs the same work through the literal reference operators 
 grouped "fused" modulated convolution and zero-insertion + depthwise-FIR upfirdn2d, the algorithm of EG3D's
 reference implementation) and reports the ratio reference / fast and the largest absolute difference between the
 two output images (they must agree within 1e-3; the command exits 1 after writing the JSON when they do not).
+Rows in ``bf16`` (``--precision``, default ``fp32,auto``: see core.precision) skip the reference and give the PSNR
+of their image against the same case's fp32 image instead. Every row gives the convolution + matrix-product
+GFLOP/s it reached, against a probe of the machine's peak printed first; ``--profile`` adds the share of time in
+convolutions, sampling, matrix products, compositing and the rest.
 
 Peak memory is the increase above what was in use when the case started (weights and inputs excluded): CUDA
 ``max_memory_allocated``; on CPU the process's peak resident set size (Linux VmHWM after a reset through
@@ -47,7 +51,10 @@ from ..build import build_generator
 from ..config import GeneratorConfig, RenderingConfig
 from ..files.checkpoint import load_snapshot
 from ..model import Model
-from ..tools.bench import SAMPLING, SEED, Case, PeakMemory, environment, load_average, measure, tf32
+from ..metrics.fidelity import psnr
+from ..precision import resolve as resolve_precision
+from ..tools.bench import (SAMPLING, SEED, Case, PeakMemory, count_flops, environment, load_average, machine_peak,
+                           make_pass, measure, profile_shares, tf32)
 from ..triplane import TriPlaneGenerator
 from . import bench_student
 from .common import UsageError, choice_list, fixtures_dir, int_list, resolve_device
@@ -57,14 +64,11 @@ BRANCH = {"fixture": "sr2d", "ffhq512": "sr2d", "mimic3d512": "direct3d"}
 DEFAULT_NETWORK = fixtures_dir() / "eg3d_ffhq128" / "network.pkl"
 TOLERANCE = 1e-3
 HALF_TOLERANCE = 2e-2  # fast vs reference in fp16/bf16 blocks, or with TF32 convolutions (10-bit mantissas)
-PRECISIONS = ("fp32", "fp16", "bf16")
-# Measurements of the original EG3D code on a 2-core CPU like this one (project issue): seconds per image,
-# batch 1, standard sampling. Keys: (model, nrr, coarse samples, importance samples).
-EG3D_KNOWN_S = {("fixture", 64, 12, 12): 1.0, ("ffhq512", 64, 48, 48): 10.0}
-QUICK = {"models": "fixture", "batches": "1", "repeats": 1, "warmup": 0}
+PRECISIONS = ("fp32", "fp16", "bf16", "auto")
+QUICK = {"models": "fixture", "batches": "1", "repeats": 1, "warmup": 0, "precision": "fp32"}
 DEFAULTS = {"models": "fixture,ffhq512,mimic3d512", "batches": "1,8", "nrr": "64,128", "sampling": "det,std",
             "repeats": 3, "warmup": 1, "reference_batches": "1", "direct3d_res": "128,256,512",
-            "direct3d_batches": "1", "precision": "fp32"}
+            "direct3d_batches": "1", "precision": "fp32,auto"}
 
 
 def ffhq512_config() -> GeneratorConfig:
@@ -104,8 +108,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--threads", default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-reference", action="store_true", help="skip the (slow) reference-operator runs")
     p.add_argument("--precision", default=None,
-                   help="comma list of fp32, fp16 (CUDA), bf16: the blocks EG3D runs in half precision (its "
-                        "sr_num_fp16_res / num_fp16_res) compute in that type; default fp32")
+                   help="comma list of fp32, fp16 (CUDA: the blocks EG3D runs in half precision), bf16 (every "
+                        "convolution stack and the decoder MLP, see core.precision), auto (bf16 where the device "
+                        "computes it fast, else fp32); default fp32,auto")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile one run per row (torch.profiler): share of time in convolutions, sampling, "
+                        "matrix products, compositing and the rest")
     p.add_argument("--reference-batches", default=None,
                    help="batch sizes that also run the reference operators (default: 1)")
     bench_student.add_options(p)
@@ -166,13 +174,14 @@ def _fmt(v, spec: str) -> str:
 
 
 COLUMNS = ("model", "branch", "nrr", "samples", "batch", "sampling", "precision", "ms/img fast", "ms/img ref",
-           "ref/fast", "max diff", "peak MB")
+           "ref/fast", "max diff", "PSNR vs fp32", "GFLOP/s", "peak MB")
 
 
 def table_lines(rows: list[dict]) -> list[str]:
     cells = [[r["model"], r["branch"], str(r["nrr"]), f"{r['samples'][0]}+{r['samples'][1]}", str(r["batch"]), r["sampling"],
               r["precision"], _fmt(r["ms_per_image"], ".1f"), _fmt(r["ms_per_image_reference"], ".1f"), _fmt(r["speedup"], ".2f"),
-              _fmt(r["max_abs_diff"], ".2e"), _fmt(r["peak_mb"], ".0f")] for r in rows]
+              _fmt(r["max_abs_diff"], ".2e"), _fmt(r.get("psnr_vs_fp32"), ".1f"), _fmt(r.get("gflop_per_s"), ".0f"),
+              _fmt(r["peak_mb"], ".0f")] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(COLUMNS)]
     left = {0, 1, 5, 6}
 
@@ -184,25 +193,31 @@ def table_lines(rows: list[dict]) -> list[str]:
 
 
 def tolerance(row: dict) -> float:
-    """Fast vs reference: 1e-3 in true fp32; 2e-2 when either rounds to a 10-bit mantissa (half-precision blocks,
+    """Fast vs reference: 1e-3 in true fp32; 2e-2 when either rounds to a 10-bit mantissa (EG3D's fp16 blocks,
     or CUDA convolutions in TF32, PyTorch's default for cuDNN, which the rows record as ``tf32``)."""
     return TOLERANCE if row["precision"] == "fp32" and not row.get("tf32") else HALF_TOLERANCE
 
 
-def _faster(ratio: float) -> str:
-    return f"{1 / ratio:.1f}x faster" if ratio <= 1 else f"{ratio:.1f}x slower"
+def resolve_precisions(requested: list[str], device: torch.device) -> tuple[list[str], list[str]]:
+    """``auto`` resolved for ``device`` (duplicates dropped) -> (precisions, one line per auto choice)."""
+    out, notes = [], []
+    for p in requested:
+        if p == "auto":
+            choice = resolve_precision("auto", device)
+            notes.append(f"precision {choice.reason}")
+            p = choice.precision
+        if p not in out:
+            out.append(p)
+    return out, notes
 
 
-def known_comparisons(rows: list[dict]) -> list[dict]:
-    """Our fast time against the measured original EG3D times (batch 1, standard sampling, matching config)."""
-    out = []
-    for r in rows:
-        key = (r["model"], r["nrr"], r["samples"][0], r["samples"][1])
-        if key in EG3D_KNOWN_S and r["batch"] == 1 and r["sampling"] == "std" and r["precision"] == "fp32":
-            eg3d_ms = EG3D_KNOWN_S[key] * 1000.0
-            out.append({"model": r["model"], "nrr": r["nrr"], "samples": r["samples"], "eg3d_ms_per_image": eg3d_ms,
-                        "ms_per_image": r["ms_per_image"], "fast_over_eg3d": r["ms_per_image"] / eg3d_ms})
-    return out
+def peak_lines(peak: dict[str, dict[str, float]]) -> list[str]:
+    return [f"measured peak ({name}): conv 3x3 {v['conv3x3']:.0f} GFLOP/s, matmul {v['matmul']:.0f} GFLOP/s"
+            for name, v in peak.items()]
+
+
+def profile_line(shares: dict[str, float]) -> str:
+    return ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -255,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out} is a directory")
     if "fp16" in settings.precisions and device.type != "cuda":
         raise UsageError("--precision fp16 needs a CUDA device (use bf16 on the CPU)")
+    settings.precisions, precision_notes = resolve_precisions(settings.precisions, device)
     student_plan = bench_student.parse(args)
     models = load_models(settings, args.network, device)
     cases = build_cases(settings, models)
@@ -264,10 +280,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"device: {env['device_name']} ({device}), torch {env['torch']}, {env['threads']} thread(s), "
           f"{'/'.join(settings.precisions)}; "
           f"median of {settings.repeats} run(s) after {settings.warmup} warm-up; memory: {mem.method}", flush=True)
+    for line in precision_notes:
+        print(line)
+    peak = machine_peak(device)
+    for line in peak_lines(peak):
+        print(line, flush=True)
 
     rows = []
+    fp32_images: dict[tuple, torch.Tensor] = {}   # the fp32 image of each case: what bf16 / fp16 rows are scored against
+    flops: dict[tuple, float] = {}                 # convolution + matmul FLOPs per image of each case
     for case in tqdm(cases, desc="bench", unit="case", file=sys.stderr):
         G = models[case.model]
+        key = (case.model, case.branch, case.nrr, case.batch, case.sampling)
+        if key not in flops:
+            G.set_precision("fp32")
+            flops[key] = count_flops(make_pass(G, case, device, False)) / case.batch
         fast = measure(G, case, device, False, settings.warmup, settings.repeats, mem)
         row = {"model": case.model, "branch": case.branch, "nrr": case.nrr, "samples": [case.coarse, case.importance], "batch": case.batch,
                "sampling": case.sampling, "deterministic": SAMPLING[case.sampling], "precision": case.precision,
@@ -279,9 +306,26 @@ def run(args: argparse.Namespace) -> int:
                "ms_per_image_reference": None, "ms_per_image_min_reference": None, "times_ms_reference": None,
                "cpu_times_ms_reference": None, "peak_mb_reference": None, "speedup": None, "max_abs_diff": None}
         image = fast.pop("image").float().cpu()
+        if case.precision == "fp32":
+            fp32_images[key] = image
+        else:  # scored against fp32 (an untimed fp32 pass when fp32 is not among the precisions)
+            if key not in fp32_images:
+                G.set_precision("fp32")
+                fp32_images[key] = make_pass(G, case, device, False)().float().cpu()
+            row["psnr_vs_fp32"] = float(psnr(image, fp32_images[key], clamp=False).min())
+        row["gflop_per_image"] = flops[key] / 1e9
+        row["gflop_per_s"] = flops[key] / (fast["ms_per_image"] / 1000.0) / 1e9
+        if args.profile:
+            G.set_precision(case.precision)
+            try:
+                row["profile"] = profile_shares(make_pass(G, case, device, False))
+            finally:
+                G.set_precision("fp32")
         # direct3d rows skip the reference operators: they change only the backbone's convolutions, while the
-        # full-resolution ray marching dominates (and would double the longest runs)
-        if not args.no_reference and case.batch in settings.reference_batches and case.branch == "sr2d":
+        # full-resolution ray marching dominates (and would double the longest runs); bf16 rows are scored
+        # against fp32 (PSNR) instead: fast and reference in bf16 round differently at every layer
+        if (not args.no_reference and case.batch in settings.reference_batches and case.branch == "sr2d"
+                and case.precision != "bf16"):
             ref = measure(G, case, device, True, settings.warmup, settings.repeats, mem)
             diff = float((ref.pop("image").float().cpu() - image).abs().max())
             row.update(ms_per_image_reference=ref["ms_per_image"], ms_per_image_min_reference=ref["ms_per_image_min"],
@@ -293,7 +337,6 @@ def run(args: argparse.Namespace) -> int:
 
     student_rows = bench_student.section(student_plan, args, settings, models, rows, device, mem)
     load_after = load_average()
-    comparisons = known_comparisons(rows)
     mismatched = [r for r in rows if r["max_abs_diff"] is not None and not r["max_abs_diff"] < tolerance(r)]
     print()
     for line in table_lines(rows):
@@ -308,15 +351,12 @@ def run(args: argparse.Namespace) -> int:
             print(line)
         print("student rows: the distilled student (teacher's mapping + student) vs its teacher's sr2d "
               "(deterministic sampling) at the same batch; speed-up = teacher ms / student ms")
-    if comparisons:
-        print("original EG3D measured on a 2-core CPU like this one (project issue), batch 1, standard sampling:")
-        for k in comparisons:
-            line = (f"  {k['model']} nrr {k['nrr']} {k['samples'][0]}+{k['samples'][1]}: EG3D "
-                    f"{k['eg3d_ms_per_image'] / 1000:.1f} s/img, ours {k['ms_per_image'] / 1000:.2f} s/img = "
-                    f"{k['fast_over_eg3d']:.2f}x its time ({_faster(k['fast_over_eg3d'])})")
-            if device.type != "cpu":
-                line += " [different device: not comparable]"
-            print(line)
+    for r in rows:
+        if r.get("profile"):
+            print(f"profile {r['model']} {r['branch']} {r['nrr']} b{r['batch']} {r['sampling']} {r['precision']}: "
+                  f"{profile_line(r['profile'])}")
+    print("GFLOP/s: convolution + matrix-product FLOPs per image (torch.utils.flop_counter) / ms per image; "
+          "PSNR vs fp32: the worst image of the batch against the fp32 render of the same case, unclamped (values outside [-1, 1] count)")
     if load_before is not None:
         print(f"load average (1/5/15 min): before {load_before}, after {load_after}")
 
@@ -336,7 +376,7 @@ def run(args: argparse.Namespace) -> int:
         "memory_method": mem.method,
         "load_average_before": load_before, "load_average_after": load_after,
         "rows": rows,
-        "eg3d_known": comparisons,
+        "machine_peak_gflop_per_s": peak,
         "student_rows": student_rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,8 @@ from tqdm import tqdm
 
 from ..cameras import Camera
 from ..files.checkpoint import load_snapshot
+from ..layers import set_compute_dtype
+from ..metrics.fidelity import psnr
 from ..student import StudentGenerator, build_student, init_from_teacher, student_config_for_teacher
 from ..tools.bench import Case, measure, time_runs
 from ..triplane import TriPlaneGenerator
@@ -85,11 +87,12 @@ def student_pass(G: TriPlaneGenerator, S: StudentGenerator, batch: int, device: 
 def run_student_rows(names: list[str], batches: list[int], models: dict[str, TriPlaneGenerator],
                      students: dict[str, tuple[StudentGenerator, str]], teacher_rows: list[dict],
                      measure_teacher: Callable[[str, int, int], dict],
-                     measure_fn: Callable[[Callable, int], dict]) -> list[dict]:
+                     measure_fn: Callable[[Callable, int], dict], bf16: bool = False) -> list[dict]:
     """One row per (student, batch): student and teacher ms/img and peak MB, and the speed-up.
 
     ``measure_teacher(model, nrr, batch)`` times the teacher's deterministic sr2d pass (reused from
     ``teacher_rows`` when the main bench measured the same case); ``measure_fn(fn, batch)`` times a callable.
+    ``bf16``: also time the student in bfloat16 (core.precision) and score its images against fp32 (PSNR).
     """
     rows = []
     todo = [(name, batch) for name in names if name in students for batch in batches]
@@ -101,8 +104,19 @@ def run_student_rows(names: list[str], batches: list[int], models: dict[str, Tri
         found = [r for r in teacher_rows if r["model"] == teacher and r.get("branch", "sr2d") == "sr2d"
                  and r["nrr"] == nrr and r["batch"] == batch and r["sampling"] == "det"]
         t = found[0] if found else measure_teacher(teacher, nrr, batch)
-        s = measure_fn(student_pass(G, S, batch, next(S.parameters()).device), batch)
-        rows.append({"student": name, "source": source, "teacher": teacher, "nrr": nrr,
+        fn = student_pass(G, S, batch, next(S.parameters()).device)
+        s = measure_fn(fn, batch)
+        extra = {"ms_per_image_student_bf16": None, "psnr_student_bf16_vs_fp32": None}
+        if bf16:
+            ref = fn()
+            set_compute_dtype(S, torch.bfloat16)
+            try:
+                sb = measure_fn(fn, batch)
+                extra = {"ms_per_image_student_bf16": sb["ms_per_image"], "times_ms_student_bf16": sb["times_ms"],
+                         "psnr_student_bf16_vs_fp32": float(psnr(fn(), ref, clamp=False).min())}
+            finally:
+                set_compute_dtype(S, None)
+        rows.append({**extra, "student": name, "source": source, "teacher": teacher, "nrr": nrr,
                      "samples": t["samples"], "image_resolution": S.cfg.img_resolution, "batch": batch,
                      "sr_kind": S.cfg.sr_kind,
                      "student_params_m": sum(p.numel() for p in S.parameters()) / 1e6,
@@ -123,13 +137,16 @@ def _cpu_ms(m: dict, batch: int) -> float | None:
 
 
 STUDENT_COLUMNS = ("student", "px", "batch", "sr", "teacher ms/img", "student ms/img", "speed-up", "CPU-time speed-up",
-                   "teacher MB", "student MB")
+                   "teacher MB", "student MB", "student bf16 ms/img", "bf16 PSNR vs fp32")
 
 
 def student_table_lines(rows: list[dict]) -> list[str]:
     cells = [[r["student"], str(r["image_resolution"]), str(r["batch"]), str(r["sr_kind"]),
               f"{r['ms_per_image_teacher']:.1f}", f"{r['ms_per_image_student']:.1f}", f"{r['speedup']:.1f}x",
-              "-" if r["cpu_speedup"] is None else f"{r['cpu_speedup']:.1f}x", f"{r['peak_mb_teacher']:.0f}", f"{r['peak_mb_student']:.0f}"] for r in rows]
+              "-" if r["cpu_speedup"] is None else f"{r['cpu_speedup']:.1f}x", f"{r['peak_mb_teacher']:.0f}", f"{r['peak_mb_student']:.0f}",
+              "-" if r.get("ms_per_image_student_bf16") is None else f"{r['ms_per_image_student_bf16']:.1f}",
+              "-" if r.get("psnr_student_bf16_vs_fp32") is None else f"{r['psnr_student_bf16_vs_fp32']:.1f}"]
+             for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(STUDENT_COLUMNS)]
 
     def line(vals):
@@ -179,4 +196,5 @@ def section(plan: tuple[list[str], list[int]] | None, args, settings, models: di
         out["samples"] = [case.coarse, case.importance]
         return out
 
-    return run_student_rows(names, batches, models, students, teacher_rows, measure_teacher, measure_fn)
+    return run_student_rows(names, batches, models, students, teacher_rows, measure_teacher, measure_fn,
+                            bf16="bf16" in settings.precisions)

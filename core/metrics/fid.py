@@ -19,7 +19,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg
 import torch
 from torch import Tensor
 from ..errors import TridentError
@@ -81,6 +80,8 @@ def extract_features(detector: torch.nn.Module, images: Tensor, batch: int = 32,
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2)."""
+    import scipy.linalg  # imported here: every command's startup would pay for it
+
     diff = mu1 - mu2
     covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():  # singular product: regularise (few samples, rank-deficient covariances)

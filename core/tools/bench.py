@@ -225,3 +225,80 @@ def load_average() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
         return None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# arithmetic: the machine's measured peak, a pass's FLOPs, where its time goes
+
+
+def _probe_rate(op: Callable[[], torch.Tensor], flops: float, device: torch.device, repeats: int = 3) -> float:
+    """GFLOP/s of ``op`` (best of ``repeats`` after one warm-up)."""
+    op()
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        op()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - t0)
+    return flops / best / 1e9
+
+
+def machine_peak(device: torch.device) -> dict[str, dict[str, float]]:
+    """A quick probe of what this machine's kernels reach (GFLOP/s, best of 3): a 128-channel 3x3 convolution on a
+    128 x 128 map (channels-last, as the inference convolutions run) and a 2048^2 matrix product, in float32 and
+    bfloat16 (and float16 on CUDA)."""
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    if device.type == "cuda":
+        dtypes["fp16"] = torch.float16
+    out: dict[str, dict[str, float]] = {}
+    gen = torch.Generator().manual_seed(SEED)
+    x0 = torch.randn(1, 128, 128, 128, generator=gen)
+    w0 = torch.randn(128, 128, 3, 3, generator=gen) * 0.03
+    a0 = torch.randn(2048, 2048, generator=gen) * 0.03
+    for name, dt in dtypes.items():
+        x = x0.to(device, dt).contiguous(memory_format=torch.channels_last)
+        w, a = w0.to(device, dt), a0.to(device, dt)
+        with torch.no_grad():
+            out[name] = {
+                "conv3x3": _probe_rate(lambda: torch.nn.functional.conv2d(x, w, padding=1),
+                                       2.0 * 128 * 128 * 9 * 128 * 128, device),
+                "matmul": _probe_rate(lambda: a @ a, 2.0 * 2048 ** 3, device),
+            }
+    return out
+
+
+def count_flops(fn: Callable[[], torch.Tensor]) -> float:
+    """Floating-point operations of one call of ``fn`` (convolutions and matrix products, counted by
+    ``torch.utils.flop_counter``; element-wise work is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+# profiler operator name -> share category
+PROFILE_GROUPS = (("conv", ("conv", "mkldnn_convolution")), ("sampling", ("grid_sampler",)),
+                  ("matmul/MLP", ("addmm", "aten::mm", "aten::bmm", "matmul")),
+                  ("compositing", ("cumprod", "sort", "searchsorted", "gather", "scatter", "softplus", "exp")))
+
+
+def profile_shares(fn: Callable[[], torch.Tensor]) -> dict[str, float]:
+    """Share of the self CPU time of one call of ``fn`` by category (:data:`PROFILE_GROUPS`, the rest is
+    'element-wise/other'; torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    totals: dict[str, float] = {g: 0.0 for g, _ in PROFILE_GROUPS}
+    totals["element-wise/other"] = 0.0
+    for evt in prof.key_averages():
+        name = evt.key
+        group = next((g for g, keys in PROFILE_GROUPS if any(k in name for k in keys)), "element-wise/other")
+        totals[group] += evt.self_cpu_time_total
+    whole = sum(totals.values()) or 1.0
+    return {g: t / whole for g, t in totals.items()}
+

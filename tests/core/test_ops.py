@@ -89,6 +89,21 @@ def test_upfirdn2d_fast_matches_plain(up, down, pad, gain, taps, device):
     _assert_same(fast, plain)
 
 
+@pytest.mark.parametrize("taps,pad", [((1, 3, 3, 1), 1), ((1, 2, 3, 4), 2), ((1, 2, 1), 0)])
+def test_fir_depthwise_inference_path_matches_the_definition(taps, pad):
+    """Channels-last inference activations take the one-pass depthwise form (the filter after every up-sampling
+    convolution); it is the same function as the literal definition, asymmetric taps included."""
+    f = ops.setup_filter_1d(taps)
+    x = _rand(1, 32, 9, 11, seed=3, dtype=torch.float64)
+    want = _numpy_upfirdn2d(x.numpy(), f.double().numpy(), 1, 1, (pad,) * 4, 4.0)
+    with torch.no_grad():
+        xc = x.contiguous(memory_format=torch.channels_last)
+        got = ops.upfirdn2d(xc, f.double(), padding=(pad,) * 4, gain=4.0)
+        direct = ops.fir2d_depthwise(xc, f.double(), pad, 4.0)
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(direct.numpy(), want, atol=1e-12, rtol=0)
+
+
 @pytest.mark.parametrize("up,down,pad,gain,taps", UPFIRDN_CASES)
 def test_upfirdn2d_plain_matches_the_literal_definition(up, down, pad, gain, taps):
     f = ops.setup_filter_1d(taps)

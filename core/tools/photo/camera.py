@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from ...errors import TridentError
 from .crop import TEMPLATE_5PT, pos_fit
@@ -95,6 +94,8 @@ def estimate_pose(landmarks: np.ndarray, height: int) -> HeadPose:
 
     def residual(p: np.ndarray) -> np.ndarray:
         return (project_template(p[:3], p[3:]) - target).reshape(-1)
+
+    from scipy.optimize import least_squares  # imported here: scipy.optimize costs every command's startup
 
     fit = least_squares(residual, np.zeros(6), method="lm", x_scale=np.array([0.3, 0.3, 0.3, 0.1, 0.1, 1.0]))
     rms = float(np.sqrt(np.mean(fit.fun.reshape(-1, 2) ** 2) * 2))
