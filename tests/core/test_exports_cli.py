@@ -17,6 +17,8 @@ from core.__main__ import main
 from core.cameras import fov_to_focal
 from core.conventions import DEFAULT_FOV_DEG
 from core.tools.inversion import orbit_from_label
+from core.tools.photo.align import align_photo
+from core.tools.photo.camera import label_orbit_deg
 from core.files.latent_files import load_camera, load_latent
 from core.model import load_model
 from core.triplane import RenderOptions
@@ -191,8 +193,11 @@ def test_invert_two_photos_aligned_one_latent_two_cameras(net, tmp_path, capsys)
     cams = np.load(out / "cameras.npy")
     assert cams.shape == (2, 25) and np.array_equal(cams[0], np.load(out / "camera.npy"))
     (yaw_a, pitch_a, _, _), (yaw_b, pitch_b, _, _) = (orbit_from_label(torch.from_numpy(c)) for c in cams)
-    assert abs(yaw_a) > 0.005 and yaw_a == pytest.approx(-yaw_b, abs=math.radians(3))   # mirrored photo, mirrored yaw
-    assert pitch_a == pytest.approx(pitch_b, abs=math.radians(3))
+    assert yaw_a == pytest.approx(-yaw_b, abs=math.radians(3))                  # mirrored photo, mirrored yaw
+    for name, yaw, pitch in (("a.png", yaw_a, pitch_a), ("b.png", yaw_b, pitch_b)):   # each started at its estimate
+        est_yaw, est_pitch = label_orbit_deg(align_photo(tmp_path / name)[1].label)
+        assert (yaw, pitch) == pytest.approx((math.radians(est_yaw), math.radians(est_pitch)), abs=0.01)
+    assert abs(pitch_a) > math.radians(5)                      # the estimate's pitch, not the frontal default (0)
     assert Image.open(out / "compare.png").size == (2 * 128, 2 * 128)            # one row per photo
     summary = json.loads((out / "inversion.json").read_text())
     assert len(summary["photos"]) == 2 and summary["spec"]["optimize_camera"] is True   # on for aligned photos
