@@ -4,6 +4,7 @@ like :mod:`app.model_backend`, are the only app code that touches torch.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,8 +105,32 @@ def load_photo(path: str, size: int, box: tuple[int, int, int] | None = None) ->
 
 
 @dataclass
+class PhotoAlignment:
+    """A photo read and aligned off the UI thread: the photo, the faces drawn over it, the EG3D crop and camera."""
+    path: str
+    photo: np.ndarray                    # [H, W, 3] uint8, the whole photo
+    overlay: np.ndarray                  # the photo with every face, its landmarks and the crop box (core align's)
+    alignment: object                    # core.tools.photo.align.Alignment (faces, chosen index, crop, label, ...)
+    yaw: float                           # the estimated camera as look-at orbit offsets from frontal (radians)
+    pitch: float
+
+
+def align_photo(path: str, face: int | str, task: Task) -> PhotoAlignment:
+    """Read (size checked before decoding), detect faces, crop and estimate the camera of face ``face``."""
+    from core.files.image_io import read_image
+    from core.tools.photo.align import align_image, draw_overlay
+    task.report(0.1, "reading the photo")
+    img = read_image(path)
+    task.report(0.4, "finding faces")
+    from core.tools.photo.camera import label_orbit_deg
+    al = align_image(img, Path(path).name, face)
+    yaw, pitch = label_orbit_deg(al.label)
+    return PhotoAlignment(path, img, draw_overlay(img, al, max_side=1024), al, math.radians(yaw), math.radians(pitch))
+
+
+@dataclass
 class InversionJob:
-    photo: np.ndarray                    # [S, S, 3] uint8, already cropped
+    photo: np.ndarray                    # [S, S, 3] uint8, already cropped (the manual crop or the EG3D crop)
     yaw: float = 0.0                     # camera guess (radians from frontal)
     pitch: float = 0.0
     fov_deg: float = DEFAULT_FOV_DEG
@@ -117,6 +142,8 @@ class InversionJob:
     branch: str = "sr2d"
     resolution: int | None = None        # neural rendering resolution while optimising (default: the model's)
     samples: tuple[int, int] | None = None
+    label: np.ndarray | None = None      # an aligned photo's estimated camera (25 floats): replaces yaw / pitch
+    fast_steps: int = 0                  # steps through the student first (0: none)
 
 
 @dataclass
@@ -133,14 +160,17 @@ class InversionOutcome:
 def invert(backend: ModelBackend, job: InversionJob, task: Task) -> InversionOutcome:
     from core.cameras import focal_to_fov
     from core.files.image_io import photo_to_tensor
-    from core.tools.inversion import InversionSpec, invert as core_invert, orbit_from_label
+    from core.tools.inversion import InversionSpec, aligned_start, invert as core_invert, orbit_from_label
     progress, cancel = _hooks(task)
     m = backend.model
     spec = InversionSpec(space=job.space, steps=job.steps, loss=job.loss, pti_steps=job.pti_steps,
                          optimize_camera=job.optimize_camera, branch=job.branch, nrr=job.resolution,
-                         samples=job.samples)
-    camera = m.camera_label(job.yaw, job.pitch, fov_deg=job.fov_deg)
-    target = photo_to_tensor(np.array(job.photo), m.device)  # a writable copy for torch
+                         samples=job.samples, fast_steps=job.fast_steps)
+    if job.label is not None:
+        target, camera = aligned_start(m, job.photo, job.label, job.fov_deg)
+    else:
+        camera = m.camera_label(job.yaw, job.pitch, fov_deg=job.fov_deg)
+        target = photo_to_tensor(np.array(job.photo), m.device)  # a writable copy for torch
     result = core_invert(m, target, camera, spec, progress=progress, cancel=cancel)
     yaw, pitch, radius, focal = orbit_from_label(result.camera)
     return InversionOutcome(result.ws[0].detach().cpu().numpy(), yaw, pitch, radius, focal_to_fov(focal),
@@ -151,3 +181,12 @@ def save_inversion(backend: ModelBackend, outcome: InversionOutcome, outdir: str
     from core.tools.inversion import save_inversion as core_save
     progress, cancel = _hooks(task)
     return core_save(outcome.result, backend.model, outdir, video_frames=0, progress=progress, cancel=cancel)
+
+
+def paste_back(aligned: PhotoAlignment, outcome: InversionOutcome) -> np.ndarray:
+    """The inversion's re-rendered face put back where the crop came from in the photo.  # [H, W, 3] uint8"""
+    from core.files.image_io import to_uint8
+    from core.tools.photo.crop import paste_back as core_paste
+    result = outcome.result
+    image = result.tuned_image if result.tuned_image is not None else result.image
+    return core_paste(aligned.photo, to_uint8(image[0]), aligned.alignment.transform)

@@ -1,5 +1,7 @@
-"""Inversion panel: open a photo, see the crop, set the camera guess, choose W / W+ / PTI and the steps, run in the
-background with progress, live preview and cancel; the result becomes the current latent (``core.tools.inversion``)."""
+"""Inversion panel: open a photo (read and aligned off the UI thread: every face with its landmarks drawn over the photo,
+the EG3D crop, the estimated camera; pick another face or fall back to a manual crop), choose W / W+ / fast stage /
+PTI and the steps, run in the background with progress, live preview and cancel; the result becomes the current
+latent and camera (``core.tools.inversion``), and "Paste back" shows the re-rendered face in the original photo."""
 from __future__ import annotations
 
 import math
@@ -41,28 +43,54 @@ class InversionWidget:
         self.dialog = None
         self.outdir = "inversion"
         self.save_task: Task | None = None
-        self.photo_task: Task | None = None
+        self.expand = False
+        self.manual = False            # True: no face detection, the crop box below
+        self.face = 0                  # index of the chosen face (0 = largest)
+        self.aligned = None            # app.jobs.PhotoAlignment of the photo
+        self.load_task: Task | None = None
+        self.overlay_tex: Texture | None = None
+        self.fast = True               # first stage through the student, when the model has one
+        self.fast_steps = 100
+        self.composite_tex: Texture | None = None
+        self.composite: np.ndarray | None = None
 
     # -- actions --------------------------------------------------------------------------------------------
-    def load(self, path: str | None = None) -> Task:
-        """Read, crop and show the photo (the size the model renders) in a background task, so a large or slow
-        photo never freezes the window; :meth:`_poll` shows the result (or its error line) when it is done."""
-        from ..jobs import load_photo
+    def load(self, path: str | None = None, face: int | str = "largest") -> Task:
+        """Read the photo on a background task: aligned (faces, EG3D crop, estimated camera), or with the manual crop
+        box resized to the model's size. ``_poll`` shows the outcome."""
+        from ..jobs import align_photo, load_photo
         v = self.viewer
         self.path = path or self.path
-        box = tuple(self.crop) if self.crop[2] > 0 else None
-        where, size = self.path, v.info.img_resolution
-        self.photo_task = v.start_task("photo", lambda t: load_photo(where, size, box))
-        return self.photo_task
+        path, size = self.path, v.info.img_resolution
+        self.photo_error, self.composite = None, None
+        if self.manual:
+            box = tuple(self.crop) if self.crop[2] > 0 else None
+            self.load_task = v.start_task("photo", lambda t: load_photo(path, size, box))
+        else:
+            self.load_task = v.start_task("photo", lambda t: align_photo(path, face, t))
+        return self.load_task
 
-    def _photo_done(self) -> None:
-        t, self.photo_task = self.photo_task, None
-        if t.error is not None or t.result is None:  # unreadable image, bad crop: shown in the panel
-            self.photo, self.photo_error = None, t.error or "cancelled"
-            return
-        self.photo, self.photo_error = t.result, None
+    def _loaded(self, result) -> None:
+        if isinstance(result, np.ndarray):                 # manual crop
+            self.photo, self.aligned = result, None
+        else:
+            al = result.alignment
+            self.aligned, self.photo, self.face = result, al.crop, al.index
+            self.yaw, self.pitch = result.yaw, result.pitch
+            self.optimize_camera = True                     # the estimate is a start (pitch reads high on photos)
+            self.overlay_tex = self.overlay_tex or Texture(nearest=False)
+            self.overlay_tex.upload(np.ascontiguousarray(result.overlay))
         self.photo_tex = self.photo_tex or Texture(nearest=False)
-        self.photo_tex.upload(self.photo)
+        self.photo_tex.upload(np.ascontiguousarray(self.photo))
+
+    def paste_back(self) -> None:
+        """Composite the result's re-rendered face into the original photo (shown below the result)."""
+        from ..jobs import paste_back
+        if self.aligned is None or self.outcome is None:
+            return
+        self.composite = paste_back(self.aligned, self.outcome)
+        self.composite_tex = self.composite_tex or Texture(nearest=False)
+        self.composite_tex.upload(np.ascontiguousarray(self.composite))
 
     def start(self) -> Task | None:
         from ..jobs import InversionJob, invert
@@ -76,9 +104,15 @@ class InversionWidget:
                            space=("w", "w+")[self.space], steps=int(self.steps), loss="lpips" if self.lpips else "mse",
                            pti_steps=int(self.pti_steps) if self.pti else 0, optimize_camera=self.optimize_camera,
                            resolution=r.resolution or None,
-                           samples=samples if (r.depth_samples or r.importance_samples) else None)
+                           samples=samples if (r.depth_samples or r.importance_samples) else None,
+                           label=self.aligned.alignment.label if self.aligned is not None else None,
+                           fast_steps=int(self.fast_steps) if self.fast and self.has_student() else 0)
+        self.composite = None
         self.task = v.start_task("inversion", lambda t: invert(backend, job, t))
         return self.task
+
+    def has_student(self) -> bool:
+        return "student" in self.viewer.info.branches
 
     def apply(self, outcome) -> None:
         """Make the inversion the current latent and its camera the current camera."""
@@ -116,26 +150,34 @@ class InversionWidget:
 
     # -- UI -------------------------------------------------------------------------------------------------
     def _poll(self) -> None:
-        if self.photo_task is not None and self.photo_task.done:
-            self._photo_done()
         if self.dialog is not None and self.dialog.ready():
             picked, self.dialog = self.dialog.result(), None
             if picked:
                 self.load(picked[0])
+        lt = self.load_task
+        if lt is not None and lt.done:
+            self.load_task = None
+            if lt.result is not None:
+                self._loaded(lt.result)
+            else:
+                self.photo_error = lt.error
         t = self.task
         if t is not None and t.done and t.result is not None and t.result is not self._applied:
             self._applied = t.result
             self.apply(t.result)
 
-    def _image(self, tex: Texture | None, side: float) -> None:
+    def _image(self, tex: Texture | None, side: float, aspect: float = 1.0) -> None:
         if tex is not None:
-            imgui.image(imgui.ImTextureRef(tex.handle), imgui.ImVec2(side, side))
+            imgui.image(imgui.ImTextureRef(tex.handle), imgui.ImVec2(side, side / aspect))
         else:
             imgui.dummy(imgui.ImVec2(side, side))
 
     def __call__(self) -> None:
         v = self.viewer
         self._poll()
+        if self.expand:                # open the header once (a test or a caller showing the panel)
+            imgui.set_next_item_open(True)
+            self.expand = False
         if not imgui.collapsing_header("Inversion"):
             return
         if v.model_backend() is None:
@@ -147,15 +189,33 @@ class InversionWidget:
         imgui.same_line()
         if imgui.button("Browse...##photo"):
             self._browse()
-        changed, crop = imgui.input_int3("Crop l,t,size", self.crop)
-        self.crop = [max(0, int(x)) for x in crop]
-        if changed and self.photo is not None:
-            self.load()
-        imgui.text_colored(DIM_COLOR, "size 0 = centred square; the crop is resized to the model's size")
+        changed_manual, self.manual = imgui.checkbox("Manual crop (no face detection)", self.manual)
+        if changed_manual and self.path.strip():
+            self.load(self.path.strip())
+        if self.manual:
+            changed, crop = imgui.input_int3("Crop l,t,size", self.crop)
+            self.crop = [max(0, int(x)) for x in crop]
+            if changed and self.photo is not None:
+                self.load()
+            imgui.text_colored(DIM_COLOR, "size 0 = centred square; the crop is resized to the model's size")
+        if self.load_task is not None:
+            v.task_status(self.load_task)
         if self.photo_error:
             imgui.push_text_wrap_pos(0.0)
             imgui.text_colored(ERROR_COLOR, self.photo_error)
             imgui.pop_text_wrap_pos()
+        a = self.aligned
+        if a is not None and not self.manual:
+            full = imgui.get_content_region_avail().x
+            h, w = a.overlay.shape[:2]
+            self._image(self.overlay_tex, min(full, imgui.get_font_size() * 18), w / h)
+            al = a.alignment
+            names = [f"face {i}: {f.width:.0f}x{f.height:.0f} px, score {f.score:.2f}" for i, f in enumerate(al.faces)]
+            changed, k = imgui.combo("Face", al.index, names)
+            if changed and k != al.index:
+                self.load(a.path, face=k)
+            imgui.text_colored(DIM_COLOR, f"estimated camera: yaw {math.degrees(self.yaw):.1f}, pitch "
+                                          f"{math.degrees(self.pitch):.1f} deg (green: chosen face, yellow: crop)")
         side = min(imgui.get_content_region_avail().x / 2 - 4, imgui.get_font_size() * 9)
         self._image(self.photo_tex, side)
         imgui.same_line()
@@ -183,6 +243,10 @@ class InversionWidget:
         imgui.text_colored(DIM_COLOR, "renders at the Render panel's resolution and samples")
         if self.pti:
             _, self.pti_steps = imgui.slider_int("PTI steps", self.pti_steps, 10, 1000)
+        if self.has_student():
+            _, self.fast = imgui.checkbox("Fast stage through the student first", self.fast)
+            if self.fast:
+                _, self.fast_steps = imgui.slider_int("Fast steps", self.fast_steps, 10, 1000)
         imgui.begin_disabled(self.photo is None or (t is not None and t.running))
         if imgui.button("Invert"):
             self.start()
@@ -197,6 +261,13 @@ class InversionWidget:
         if o is not None:
             imgui.text_colored(DIM_COLOR, f"camera: yaw {math.degrees(o.yaw):.1f}, "
                                           f"pitch {math.degrees(o.pitch):.1f} deg")
+            if self.aligned is not None:
+                if imgui.button("Paste back into the photo"):
+                    self.paste_back()
+                if self.composite is not None:
+                    h, w = self.composite.shape[:2]
+                    self._image(self.composite_tex, min(imgui.get_content_region_avail().x,
+                                                        imgui.get_font_size() * 18), w / h)
             _, self.outdir = imgui.input_text("Save to", self.outdir)
             if imgui.button("Save latent, camera, comparison"):
                 self.save()

@@ -45,7 +45,7 @@ from ..tools.photo.mtcnn import MTCNN
 from .common import UsageError
 
 
-def _face(text: str) -> int | str:
+def face_choice(text: str) -> int | str:
     if text == "largest":
         return text
     try:
@@ -61,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("align", help="EG3D crop + camera of a face photo (or a folder: a dataset)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image", type=Path, help="a photo, or a folder of photos")
-    p.add_argument("--face", type=_face, default=None, metavar="K",
+    p.add_argument("--face", type=face_choice, default=None, metavar="K",
                    help="which face: index (0 = largest, see landmarks.png) or 'largest' (EG3D's rule)")
     p.add_argument("--network", type=Path, default=None, metavar="PKL",
                    help="the model the photos are for: its pose calibration (PKL.pose.json) is used when present")

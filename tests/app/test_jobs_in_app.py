@@ -86,10 +86,11 @@ def test_inversion_from_the_app_becomes_the_current_latent(viewer, tmp_path):
     photo = tmp_path / "photo.png"
     rgb = (np.random.RandomState(0).rand(96, 160, 3) * 255).astype(np.uint8)
     Image.fromarray(rgb).save(photo)
-    finish(v, w.load(str(tmp_path / "missing.png")))   # decoded off the UI thread, shown at the next frame
-    assert w.photo is None and "missing.png" in w.photo_error
+    w.manual = True                                      # a random-noise "photo": no face, the manual crop
+    finish(v, w.load(str(tmp_path / "missing.png")))
+    assert w.photo is None and "no such image" in w.photo_error
     finish(v, w.load(str(photo)))
-    assert w.photo.shape == (128, 128, 3) and w.photo_error is None  # centred 96 px square
+    assert w.photo.shape == (128, 128, 3) and w.photo_error is None and w.aligned is None  # centred 96 px square
     w.steps, w.space, w.lpips = 2, 1, False
     task = w.start()
     finish(v, task)
@@ -111,3 +112,50 @@ def test_inversion_from_the_app_becomes_the_current_latent(viewer, tmp_path):
     run_until(v, lambda: v.info.name.endswith("(PTI-tuned)"), timeout=60)
     settle(v)
     assert v.state.latent.use_stored and v.panes["sr2d"].result.request.latent.stored == v.state.latent.stored
+
+
+def test_inversion_panel_aligns_a_photo_inverts_and_pastes_back(viewer, tmp_path):
+    """A real portrait (skimage's astronaut): faces found with landmarks, the EG3D crop and the estimated camera shown;
+    a short inversion runs to the end (fast stage skipped: the fixture has no student), the panes render the result
+    and "paste back" puts the re-rendered face into the photo."""
+    from skimage import data
+    v, w = viewer, widget(viewer, "InversionWidget")
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    w.manual, w.expand = False, True
+    finish(v, w.load(str(photo)))
+    assert w.photo_error is None and w.aligned is not None
+    al = w.aligned.alignment
+    assert len(al.faces) >= 1 and al.index == 0 and w.photo.shape == (512, 512, 3)
+    lm = al.face.landmarks
+    x0, y0, x1, y1 = al.face.box
+    assert lm[:2, 1].max() < lm[2, 1] < lm[3:, 1].min()                  # eyes above nose above mouth
+    assert ((lm[:, 0] > x0) & (lm[:, 0] < x1) & (lm[:, 1] > y0) & (lm[:, 1] < y1)).all()
+    assert w.optimize_camera and abs(w.yaw) < 0.2                        # near-frontal estimate, optimised on
+    assert not w.has_student()
+    v.step()
+    shot = v.step(capture=True)
+    Image.fromarray(shot).save(tmp_path / "aligned.png")
+    w.steps, w.space, w.lpips, w.pti = 3, 1, False, False
+    task = w.start()
+    finish(v, task)
+    assert task.error is None, task.error
+    assert w.outcome.result.history[-1]["stage"] == "w+" and len(w.outcome.result.history) == 3
+    s = v.state.latent
+    assert s.use_stored and v.state.camera.yaw == pytest.approx(w.outcome.yaw)
+    settle(v)
+    assert v.panes["sr2d"].result.request.latent.stored == s.stored
+    assert v.panes["sr2d"].read().reshape(-1, 3).std(0).max() > 5      # the pane renders the inversion
+    w.paste_back()
+    assert w.composite.shape == w.aligned.photo.shape
+    box = [int(round(c)) for c in al.transform.box]
+    changed = np.abs(w.composite.astype(int) - w.aligned.photo.astype(int)).sum(-1) > 0
+    inside = changed[max(box[1], 0):box[3], max(box[0], 0):box[2]]
+    assert inside.mean() > 0.5 and changed.sum() == inside.sum()       # only the crop box was replaced
+    v.step()
+    shot = v.step(capture=True)
+    Image.fromarray(shot).save(tmp_path / "pasted.png")
+    import os
+    if os.environ.get("TRIDENT_SHOTS"):
+        for name in ("aligned.png", "pasted.png"):
+            Image.open(tmp_path / name).save(os.path.join(os.environ["TRIDENT_SHOTS"], name))

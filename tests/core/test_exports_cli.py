@@ -3,6 +3,7 @@ chelsea), everything the inversion writes loads in the other commands, one-line 
 from __future__ import annotations
 
 import json
+import math
 
 import imageio.v2 as iio2
 import numpy as np
@@ -16,6 +17,8 @@ from core.__main__ import main
 from core.cameras import fov_to_focal
 from core.conventions import DEFAULT_FOV_DEG
 from core.tools.inversion import orbit_from_label
+from core.tools.photo.align import align_photo
+from core.tools.photo.camera import label_orbit_deg
 from core.files.latent_files import load_camera, load_latent
 from core.model import load_model
 from core.triplane import RenderOptions
@@ -64,7 +67,7 @@ def test_invert_chelsea_w_space_crop_and_camera_optimisation(net, tmp_path, caps
     photo = tmp_path / "chelsea.png"
     Image.fromarray(data.chelsea()).save(photo)                   # 451 x 300
     out = tmp_path / "inv"
-    code, err = run(["invert", "--network", net, "--image", str(photo), "--crop", "75,0,300", "--space", "w",
+    code, err = run(["invert", "--network", net, "--image", str(photo), "--no-align", "--crop", "75,0,300", "--space", "w",
                      "--steps", "2", "--loss", "mse", "--optimize-camera", "--yaw", "0.2", "--video-frames", "0",
                      *FAST, "--outdir", str(out)], capsys)
     assert code == 0, err
@@ -136,8 +139,16 @@ def test_video_and_mesh_commands_with_seeds(net, tmp_path, capsys):
     (["samples", "--seeds", "0", "--camera", "{tmp}/c.npy", "--outdir", "{tmp}/s"], "--camera goes with --latent"),
     (["invert", "--image", "{tmp}/none.png", "--loss", "mse", "--outdir", "{tmp}/i"], "no such image"),
     (["invert", "--image", "{tmp}/file.txt", "--loss", "mse", "--outdir", "{tmp}/i"], "cannot read image"),
-    (["invert", "--image", "{tmp}/p.png", "--crop", "0,0,999", "--loss", "mse", "--outdir", "{tmp}/i"],
-     "does not fit"),
+    (["invert", "--image", "{tmp}/p.png", "--no-align", "--crop", "0,0,999", "--loss", "mse", "--outdir",
+      "{tmp}/i"], "does not fit"),
+    (["invert", "--image", "{tmp}/p.png", "--crop", "0,0,99", "--loss", "mse", "--outdir", "{tmp}/i"],
+     "add --no-align"),
+    (["invert", "--image", "{tmp}/p.png", "--no-align", "--face", "1", "--loss", "mse", "--outdir", "{tmp}/i"],
+     "does not apply with --no-align"),
+    (["invert", "--image", "{tmp}/p.png", "--loss", "mse", "--steps", "1", "--outdir", "{tmp}/i"],
+     "p.png: no face found"),
+    (["invert", "--image", "{tmp}/p.png", "--no-align", "--fast", "--loss", "mse", "--steps", "1", "--outdir",
+      "{tmp}/i"], "this model has none"),
     (["invert", "--image", "{tmp}/p.png", "--camera", "{tmp}/bad.npy", "--loss", "mse", "--outdir", "{tmp}/i"],
      "camera"),
     (["invert", "--image", "{tmp}/p.png", "--loss", "mse", "--steps", "1", "--video-frames", "0",
@@ -166,3 +177,27 @@ def test_invert_without_lpips_weights_says_so(net, tmp_path, capsys, monkeypatch
     assert line.startswith("error:") and "vgg16-397923af.pth" in line and str(tmp_path / "torch") in line
     assert "--loss mse" in line
     assert not (tmp_path / "i").exists()
+
+
+def test_invert_two_photos_aligned_one_latent_two_cameras(net, tmp_path, capsys):
+    """Several photos of one person: each aligned with its own estimated camera, one latent for all."""
+    photo = data.astronaut()
+    Image.fromarray(photo).save(tmp_path / "a.png")
+    Image.fromarray(np.ascontiguousarray(photo[:, ::-1])).save(tmp_path / "b.png")
+    out = tmp_path / "inv"
+    code, err = run(["invert", "--network", net, "--image", str(tmp_path / "a.png"), "--image", str(tmp_path / "b.png"),
+                     "--steps", "1", "--loss", "mse", "--video-frames", "0", *FAST, "--outdir", str(out)], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["camera.npy", "cameras.npy", "compare.png", "inversion.json",
+                                                       "latent.npy"]
+    cams = np.load(out / "cameras.npy")
+    assert cams.shape == (2, 25) and np.array_equal(cams[0], np.load(out / "camera.npy"))
+    (yaw_a, pitch_a, _, _), (yaw_b, pitch_b, _, _) = (orbit_from_label(torch.from_numpy(c)) for c in cams)
+    assert yaw_a == pytest.approx(-yaw_b, abs=math.radians(3))                  # mirrored photo, mirrored yaw
+    for name, yaw, pitch in (("a.png", yaw_a, pitch_a), ("b.png", yaw_b, pitch_b)):   # each started at its estimate
+        est_yaw, est_pitch = label_orbit_deg(align_photo(tmp_path / name)[1].label)
+        assert (yaw, pitch) == pytest.approx((math.radians(est_yaw), math.radians(est_pitch)), abs=0.01)
+    assert abs(pitch_a) > math.radians(5)                      # the estimate's pitch, not the frontal default (0)
+    assert Image.open(out / "compare.png").size == (2 * 128, 2 * 128)            # one row per photo
+    summary = json.loads((out / "inversion.json").read_text())
+    assert len(summary["photos"]) == 2 and summary["spec"]["optimize_camera"] is True   # on for aligned photos

@@ -30,6 +30,13 @@ def model(eg3d_snapshot, device):
 
 
 @pytest.fixture(scope="module")
+def bundled_model():
+    """assets/default.pkl: the bundled model, the one with a student branch."""
+    from pathlib import Path
+    return load_model(Path(__file__).resolve().parents[2] / "assets" / "default.pkl", torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
 def target(model):
     """The fixture's image of a known latent (seed 7, psi 0.7) from a side view, at the test render settings."""
     ws = model.ws_from_seed(7, 0.7)
@@ -51,24 +58,88 @@ def test_orbit_label_round_trip(model, yaw, pitch):
 
 
 @pytest.mark.slow
-def test_recovers_known_latent_w_plus_mse(model, target):
-    """Acceptance: W+ / MSE inversion of a fixture image reaches PSNR > 30 dB within a few hundred steps."""
-    ws_true, cam, image = target
+def test_recovers_known_latent_w_plus_mse(model):
+    """Acceptance: the fixture's image of seed 5 (psi 0.7, deterministic sampling) inverted in W+ with MSE for 300
+    steps at the default recipe re-renders at >= 30 dB (the projector's lr 0.01 and latent noise gave 24.2 dB here;
+    RECIPES["mse"] 33.2 dB)."""
+    opts = RenderOptions(resolution=16, depth_resolution=4, depth_resolution_importance=4, deterministic=True)
+    cam = model.camera_label()
+    with torch.no_grad():
+        image = model.render("sr2d", model.ws_from_seed(5, 0.7), cam, opts)["image"]
     reports = []
-    spec = InversionSpec(space="w+", steps=120, loss="mse", lr=0.05, noise_factor=0.0, preview_every=40, **FAST)
+    spec = InversionSpec(space="w+", steps=300, loss="mse", preview_every=100, **FAST)
     result = invert(model, image, cam, spec, progress=reports.append)
     print(f"recovered latent: PSNR {result.psnr:.2f} dB after {result.steps_done} W+ steps")
-    assert result.psnr > 30.0, result.psnr
+    assert result.psnr >= 30.0, result.psnr
     assert result.history[0]["psnr"] < 20 < result.psnr                       # it did have to move
     assert result.ws.shape == (1, model.num_ws, model.w_dim)
-    assert [r.done for r in reports] == list(range(1, 121)) and {r.stage for r in reports} == {"w+"}
+    assert [r.done for r in reports] == list(range(1, 301)) and {r.stage for r in reports} == {"w+"}
     previews = [r.preview for r in reports if r.preview is not None]
     assert len(previews) == 3 and previews[0].shape == (128, 128, 3) and previews[0].dtype == np.uint8
     # the re-rendered image of the recovered latent matches the target
     with torch.no_grad():
-        again = model.render("sr2d", result.ws, cam, RenderOptions(resolution=16, depth_resolution=4,
-                                                                   depth_resolution_importance=4))["image"]
+        again = model.render("sr2d", result.ws, cam, opts)["image"]
     assert float(psnr(again, image, clamp=False).mean()) == pytest.approx(result.psnr, abs=1e-3)
+
+
+def test_recipe_follows_the_loss():
+    assert (InversionSpec(loss="lpips").lr, InversionSpec(loss="lpips").noise_factor) == (0.01, 0.05)
+    mse = InversionSpec(loss="mse")
+    assert (mse.lr, mse.lr_rampup, mse.noise_factor) == (0.05, 0.0, 0.0)
+    assert InversionSpec(loss="mse", lr=0.02, noise_factor=0.1).lr == 0.02      # given values are kept
+
+
+def test_several_photos_share_one_latent(model, target):
+    """Two views of one latent: one ws, one camera per photo (both optimised), a loss over both."""
+    ws_true, cam, image = target
+    cam2 = model.camera_label(-0.3, 0.1)
+    with torch.no_grad():
+        image2 = model.render("sr2d", ws_true, cam2, RenderOptions(resolution=16, depth_resolution=4,
+                                                                    depth_resolution_importance=4))["image"]
+    reports = []
+    result = invert(model, torch.cat([image, image2]), torch.cat([cam, cam2]),
+                    InversionSpec(steps=2, loss="mse", optimize_camera=True, preview_every=1, **FAST),
+                    progress=reports.append)
+    assert result.ws.shape == (1, model.num_ws, model.w_dim) and result.camera.shape == (2, 25)
+    assert len(result.psnrs) == 2 and result.image.shape[0] == 2
+    yaws = [orbit_from_label(c)[0] for c in result.camera]
+    assert yaws[0] == pytest.approx(0.3, abs=0.01) and yaws[1] == pytest.approx(-0.3, abs=0.01)
+    assert yaws[0] != pytest.approx(0.3, abs=1e-7)                             # each camera was optimised
+    assert reports[-1].preview.shape == (128, 256, 3)                           # both renders side by side
+
+
+def test_fast_stage_needs_a_student(model, target):
+    _, cam, image = target
+    with pytest.raises(InversionError, match="has none"):
+        invert(model, image, cam, InversionSpec(loss="mse", steps=1, fast_steps=2, **FAST))
+
+
+def test_fast_stage_runs_through_the_student_then_refines(bundled_model):
+    """The bundled model has a student: fast steps render through it (not ray marching), then sr2d refines."""
+    m = bundled_model
+    cam = m.camera_label(0.2, 0.0)
+    with torch.no_grad():
+        image = m.render("sr2d", m.ws_from_seed(3, 0.7), cam, RenderOptions(resolution=16, depth_resolution=4,
+                                                                             depth_resolution_importance=4))["image"]
+    calls = []
+    real = m.student.forward
+
+    def spy(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+    m.student.forward = spy
+    try:
+        reports = []
+        result = invert(m, image, cam, InversionSpec(loss="mse", steps=2, fast_steps=3, **FAST),
+                        progress=reports.append)
+    finally:
+        del m.student.forward
+    assert [(r.stage, r.done) for r in reports] == [("fast", 1), ("fast", 2), ("fast", 3), ("w+", 1), ("w+", 2)]
+    assert [h["stage"] for h in result.history] == ["fast"] * 3 + ["w+"] * 2
+    assert len(calls) >= 3                                                     # one student pass per fast step
+    assert result.image.shape[-1] == m.img_resolution and result.steps_done == 2
+    secs = [h["seconds"] for h in result.history]
+    assert secs == sorted(secs)
 
 
 @pytest.mark.slow
