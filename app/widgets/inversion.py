@@ -14,6 +14,7 @@ from imgui_bundle import imgui
 from core.defaults import INVERT_LOSS, INVERT_STEPS, PTI_STEPS
 
 from ..gl import Texture
+from .file_browser import FileBrowser
 from ..panes import DIM_COLOR, ERROR_COLOR
 from ..tasks import Task
 
@@ -41,6 +42,7 @@ class InversionWidget:
         self.preview_tex: Texture | None = None
         self._preview_src = None
         self.dialog = None
+        self.browser = FileBrowser("photo", tuple(PHOTO_FILTERS[1].replace("*", "").split()))
         self.outdir = "inversion"
         self.save_task: Task | None = None
         self.expand = False
@@ -143,7 +145,7 @@ class InversionWidget:
 
     def _browse(self) -> None:
         if sys.platform.startswith("linux") and not any(shutil.which(t) for t in ("zenity", "kdialog", "qarma", "yad")):
-            self.photo_error = "no native file dialog here (install zenity); type the path"
+            self.browser.open(self.path or None)   # no native dialog program: the in-app browser
             return
         from imgui_bundle import portable_file_dialogs as pfd
         self.dialog = pfd.open_file("Open a photo", self.path, PHOTO_FILTERS)
@@ -189,6 +191,9 @@ class InversionWidget:
         imgui.same_line()
         if imgui.button("Browse...##photo"):
             self._browse()
+        picked = self.browser.draw()
+        if picked is not None:
+            self.load(str(picked))
         changed_manual, self.manual = imgui.checkbox("Manual crop (no face detection)", self.manual)
         if changed_manual and self.path.strip():
             self.load(self.path.strip())

@@ -8,6 +8,7 @@ import sys
 from imgui_bundle import imgui
 
 from ..gl import Texture
+from .file_browser import FileBrowser
 from ..panes import DIM_COLOR, ERROR_COLOR, WARN_COLOR
 
 FLAT_STD = 2.0   # uint8 levels: below this standard deviation a render counts as one flat colour
@@ -20,6 +21,7 @@ class ModelWidget:
         self.viewer = viewer
         self.path_text = ""
         self.dialog = None
+        self.browser = FileBrowser("model", (".pkl", ".pt"))
         self._about_for: str | None = None
         self.about_text = ""
         self.strip = None                 # [H, W, 3] uint8 strip of training images, or None
@@ -35,7 +37,7 @@ class ModelWidget:
     def _browse(self) -> None:
         if sys.platform.startswith("linux") and not any(shutil.which(t) for t in ("zenity", "kdialog", "matedialog",
                                                                                     "qarma", "yad")):
-            self.viewer.load_error = "no native file dialog here (install zenity); type a path or drop a file"
+            self.browser.open(self.path_text or None)   # no native dialog program: the in-app browser
             return
         try:
             from imgui_bundle import portable_file_dialogs as pfd
@@ -128,6 +130,10 @@ class ModelWidget:
             v.open_model(self.path_text.strip())
         if imgui.button("Browse..."):
             self._browse()
+        picked = self.browser.draw()
+        if picked is not None:
+            self.path_text = str(picked)
+            v.open_model(self.path_text)
         imgui.same_line()
         if imgui.begin_combo("##recent", "Recent files", imgui.ComboFlags_.height_large):
             if not v.recent.paths:
