@@ -18,6 +18,7 @@ from torch import Tensor
 from core.cameras import fov_to_focal
 from core.files.image_io import to_uint8
 from core.model import VOLUME_BRANCHES, Model, load_model
+from core.tools.edit.apply import apply_edits
 from core.tools.edit.session import mixed_seed_ws
 from core.triplane import RenderOptions
 
@@ -87,8 +88,10 @@ class ModelBackend:
 
     def _ws(self, spec: LatentSpec) -> Tensor:
         if spec.stored is not None:
-            return torch.from_numpy(self.bank.get(spec.stored))[None].to(self.model.device)
-        return mixed_seed_ws(lambda seed: self._seed_ws(seed, spec), spec, self.model.num_ws)
+            ws = torch.from_numpy(self.bank.get(spec.stored))[None].to(self.model.device)
+        else:
+            ws = mixed_seed_ws(lambda seed: self._seed_ws(seed, spec), spec, self.model.num_ws)
+        return apply_edits(ws, spec.edits) if spec.edits else ws
 
     # -- rendering ------------------------------------------------------------------------------------------
     def _triplanes(self, spec: LatentSpec, ws: Tensor, noise_mode: str) -> list[Tensor]:

@@ -28,14 +28,18 @@ from .recent import RecentFiles
 from .requests import Backend, BranchResult, LatentBank, ModelInfo, branch_label
 from .state import ViewerState
 from .tasks import Task
+from .undo import UndoTracker
 from .widgets.camera import CameraWidget
+from .widgets.edit import EditWidget
 from .widgets.export import ExportWidget
+from .widgets.history import HistoryWidget
 from .widgets.inversion import InversionWidget
 from .widgets.latent import LatentWidget
 from .widgets.mesh import MeshWidget
 from .widgets.model import ModelWidget
 from .widgets.perf import PerfWidget
 from .widgets.render import RenderWidget
+from .widgets.session import SessionWidget
 from .window import Window
 
 PANEL_WIDTH_EM = 26          # control panel width in font sizes
@@ -91,8 +95,11 @@ class Viewer:
         self._drawn_content: tuple = ()
         self.initial_camera = (0.0, 0.0)  # yaw, pitch (radians) set when a model is opened
         self.pending_after_load: Callable[[], None] | None = None  # run once after the next model load
-        self.widgets = [ModelWidget(self), LatentWidget(self), CameraWidget(self), RenderWidget(self),
-                        InversionWidget(self), MeshWidget(self), ExportWidget(self), PerfWidget(self)]
+        self.undo = UndoTracker()
+        self.session_widget = SessionWidget(self)
+        self.widgets = [ModelWidget(self), HistoryWidget(self), LatentWidget(self), EditWidget(self),
+                        CameraWidget(self), RenderWidget(self), InversionWidget(self), MeshWidget(self),
+                        ExportWidget(self), self.session_widget, PerfWidget(self)]
 
     def _load_model(self, path: str) -> Backend:
         from .model_backend import ModelBackend  # torch is imported on first use, on the render thread
@@ -172,6 +179,7 @@ class Viewer:
             self.pending_after_load()
             self.pending_after_load = None
         self._last_camera = self.state.camera.spec()  # a reset on load is not a camera move
+        self.undo.reset(self.state, event.generation)
         if os.path.isfile(event.path):
             self.recent.add(event.path)
 
@@ -276,13 +284,16 @@ class Viewer:
         self._animate(dt)
         self.window.begin_frame()
         if self.window.dropped_paths:
-            self.open_model(self.window.dropped_paths.pop())
+            dropped = self.window.dropped_paths.pop()
             self.window.dropped_paths.clear()
+            if not self.session_widget.open_dropped(dropped):   # sessions and latents; anything else is a model
+                self.open_model(dropped)
         w, h = imgui.get_io().display_size  # layout in window coordinates (framebuffer pixels differ on HiDPI)
         panel = min(w * 0.45, imgui.get_font_size() * PANEL_WIDTH_EM)
         self._draw_controls(panel, h)
         self._draw_panes(panel, w - panel, h)
         self._track_motion()
+        self.undo.observe(self.state, self.clock, held=imgui.is_mouse_down(0))
         if self.info is not None:
             self.renderer.submit(self.state.request(self.info, self.clock))
         capture_to, self._capture_to = self._capture_to, None
