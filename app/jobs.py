@@ -73,6 +73,8 @@ class VideoJob:
     center_yaw: float = 0.0
     center_pitch: float = -0.05
     fov_deg: float = DEFAULT_FOV_DEG
+    sweep: object = None                 # mode "sweep": core.tools.edit.apply.Edit (direction, largest strength)
+    sweep_orbit: bool = False
 
 
 def render_video(backend: ModelBackend, job: VideoJob, task: Task):
@@ -81,7 +83,8 @@ def render_video(backend: ModelBackend, job: VideoJob, task: Task):
     progress, cancel = _hooks(task)
     spec = VideoSpec(latents=tuple(backend.ws(s) for s in job.latents), mode=job.mode, branch=job.branch,
                      output=job.output, frames=job.frames, fps=job.fps, nrr=job.resolution, samples=job.samples,
-                     center_yaw=job.center_yaw, center_pitch=job.center_pitch, fov_deg=job.fov_deg)
+                     center_yaw=job.center_yaw, center_pitch=job.center_pitch, fov_deg=job.fov_deg,
+                     sweep=job.sweep, sweep_orbit=job.sweep_orbit)
     return core_render(backend.model, spec, job.path, progress=progress, cancel=cancel)
 
 

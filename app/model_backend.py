@@ -19,7 +19,7 @@ from core.cameras import fov_to_focal
 from core.files.image_io import to_uint8
 from core.model import VOLUME_BRANCHES, Model, load_model
 from core.tools.edit.apply import apply_edits
-from core.tools.edit.session import mixed_seed_ws
+from core.tools.edit.session import branch_resolution, mixed_seed_ws
 from core.triplane import RenderOptions
 
 from .requests import BranchResult, LatentBank, LatentSpec, ModelInfo, RenderRequest, depth_range
@@ -107,11 +107,8 @@ class ModelBackend:
     def branch_options(self, request: RenderRequest, branch: str) -> RenderOptions:
         """The request's resolution is sr2d's neural rendering resolution; direct3d renders at its output resolution
         scaled by the same factor (so "half resolution while moving" halves every branch)."""
-        res = request.resolution
-        if branch == "direct3d" and res is not None:
-            res = max(16, round(self.info.img_resolution * res / self.info.neural_resolution))
-        return RenderOptions(resolution=res, depth_resolution=request.depth_samples,
-                             depth_resolution_importance=request.importance_samples,
+        return RenderOptions(resolution=branch_resolution(self.model, request.resolution, branch),
+                             depth_resolution=request.depth_samples, depth_resolution_importance=request.importance_samples,
                              deterministic=request.deterministic)
 
     def render(self, request: RenderRequest, branch: str) -> BranchResult:

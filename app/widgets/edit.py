@@ -59,6 +59,8 @@ class EditWidget:
         self.teach_layers = [0, 0]
         self.keep_fixed = False
         self.opened = False
+        self.reveal_next = False          # open the panel and scroll it to the top of the controls (next frame)
+        self.slider_rects: dict[int, tuple[float, float, float, float]] = {}  # row -> x0, y0, x1, y1 (window px)
 
     # -- actions --------------------------------------------------------------------------------------------
     def compute(self) -> Task | None:
@@ -86,6 +88,10 @@ class EditWidget:
         self.add(dset.directions)
         self.error, self.message = "", f"loaded {len(dset.directions)} {dset.method} direction(s) from {path}"
         return True
+
+    def reveal(self) -> None:
+        """Open the Edit panel and scroll the controls to it."""
+        self.reveal_next = True
 
     def add(self, directions) -> None:
         for d in directions:
@@ -171,7 +177,9 @@ class EditWidget:
         for i, d in enumerate(list(self.directions)):
             imgui.push_id(f"dir{i}")
             x = self.strength(d)
-            changed, x = imgui.slider_float(f"##s", x, -MAX_STRENGTH, MAX_STRENGTH, "%+.2f sigma")
+            changed, x = imgui.slider_float("##s", x, -MAX_STRENGTH, MAX_STRENGTH, "%+.2f sigma")
+            lo, hi = imgui.get_item_rect_min(), imgui.get_item_rect_max()
+            self.slider_rects[i] = (lo.x, lo.y, hi.x, hi.y)
             if changed:
                 self.set_strength(d, round(x, 3))
             if imgui.is_item_hovered() and imgui.is_mouse_double_clicked(0):
@@ -218,8 +226,13 @@ class EditWidget:
     def __call__(self) -> None:
         v = self.viewer
         self._sync()
+        if self.reveal_next:
+            imgui.set_next_item_open(True)
         if not imgui.collapsing_header("Edit"):
             return
+        if self.reveal_next:
+            imgui.set_scroll_here_y(0.0)
+            self.reveal_next = False
         if v.model_backend() is None:
             imgui.text_colored(DIM_COLOR, "needs a loaded model")
             return

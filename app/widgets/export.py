@@ -1,5 +1,6 @@
 """Export panel: screenshots (the whole window or one pane) and videos of the current latent and camera
-(turntable, 360-degree orbit, or a loop between the two interpolation seeds; one branch or all side by side)."""
+(turntable, 360-degree orbit, a loop between the two interpolation seeds, an edit sweep along one of the moved
+directions, or before / after the edits side by side; one branch or all side by side)."""
 from __future__ import annotations
 
 import time
@@ -11,8 +12,8 @@ from ..gl import Texture
 from ..panes import DIM_COLOR
 from ..tasks import Task
 
-VIDEO_MODES = ("turntable", "orbit360", "interp")
-VIDEO_MODE_LABELS = ("Turntable", "360-degree orbit", "Loop seed -> seed B")
+VIDEO_MODES = ("turntable", "orbit360", "interp", "sweep", "before_after")
+VIDEO_MODE_LABELS = ("Turntable", "360-degree orbit", "Loop seed -> seed B", "Edit sweep", "Before / after edits")
 VIDEO_OUTPUTS = ("image", "depth", "raw")
 VIDEO_FORMATS = (".mp4", ".gif")
 
@@ -29,6 +30,9 @@ class ExportWidget:
         self.format = 0
         self.frames = 120
         self.fps = 30
+        self.sweep_edit = 0       # which of the current edits an edit sweep moves
+        self.sweep_strength = 3.0
+        self.sweep_orbit = False
         self.task: Task | None = None
         self.preview: Texture | None = None
         self._preview_src = None
@@ -41,9 +45,17 @@ class ExportWidget:
         branches = list(v.info.branches) + ["all"]
         latent = v.state.latent.spec()
         mode = VIDEO_MODES[self.mode]
+        sweep = None
+        from dataclasses import replace
         if mode == "interp":
-            from dataclasses import replace
             latents = (replace(latent, interp_t=0.0), replace(latent, interp_t=1.0))
+        elif mode == "sweep":
+            from core.tools.edit.apply import Edit
+            d = latent.edits[min(self.sweep_edit, len(latent.edits) - 1)].direction
+            sweep = Edit(d, float(self.sweep_strength))
+            latents = (replace(latent, edits=tuple(e for e in latent.edits if e.direction != d)),)
+        elif mode == "before_after":
+            latents = (replace(latent, edits=()), latent)
         else:
             latents = (latent,)
         cam, r = v.state.camera, v.state.render
@@ -51,7 +63,8 @@ class ExportWidget:
         return VideoJob(path=path, latents=latents, mode=mode, branch=branches[min(self.branch, len(branches) - 1)],
                         output=VIDEO_OUTPUTS[self.output], frames=int(self.frames), fps=float(self.fps),
                         resolution=r.resolution or None, samples=samples if (r.depth_samples or r.importance_samples)
-                        else None, center_yaw=cam.yaw, center_pitch=cam.pitch, fov_deg=cam.fov_deg)
+                        else None, center_yaw=cam.yaw, center_pitch=cam.pitch, fov_deg=cam.fov_deg, sweep=sweep,
+                        sweep_orbit=self.sweep_orbit)
 
     def start_video(self, path: str | None = None) -> Task | None:
         from ..jobs import render_video
@@ -85,6 +98,16 @@ class ExportWidget:
             imgui.text_colored(DIM_COLOR, "needs a loaded model")
             return
         _, self.mode = imgui.combo("Camera", self.mode, list(VIDEO_MODE_LABELS))
+        edits = v.state.latent.spec().edits
+        needs_edit = VIDEO_MODES[self.mode] in ("sweep", "before_after")
+        if VIDEO_MODES[self.mode] == "sweep" and edits:
+            names = [e.direction.name or e.direction.method for e in edits]
+            self.sweep_edit = min(self.sweep_edit, len(names) - 1)
+            _, self.sweep_edit = imgui.combo("Sweep", self.sweep_edit, names)
+            _, self.sweep_strength = imgui.slider_float("Sweep to +/-", self.sweep_strength, 0.5, 5.0, "%.1f sigma")
+            _, self.sweep_orbit = imgui.checkbox("Orbit while sweeping", self.sweep_orbit)
+        if needs_edit and not edits:
+            imgui.text_colored(DIM_COLOR, "move a direction in the Edit panel first")
         branches = list(v.info.branches) + ["all"]
         labels = list(v.info.branches) + ["all, side by side"]
         _, self.branch = imgui.combo("Branch", min(self.branch, len(branches) - 1), labels)
@@ -93,7 +116,7 @@ class ExportWidget:
         _, self.fps = imgui.slider_int("FPS", self.fps, 1, 60)
         _, self.format = imgui.combo("Format", self.format, [f[1:].upper() for f in VIDEO_FORMATS])
         _, self.video_folder = imgui.input_text("Video folder", self.video_folder)
-        imgui.begin_disabled(self.task is not None and self.task.running)
+        imgui.begin_disabled(self.task is not None and self.task.running or needs_edit and not edits)
         if imgui.button("Render video"):
             self.start_video()
         imgui.end_disabled()
