@@ -5,7 +5,7 @@ import os
 import sys
 import threading
 
-from core.errors import first_line
+from core.errors import TridentError, first_line
 
 BACKGROUND_NICE = 10
 
@@ -24,3 +24,9 @@ def error_line(e: BaseException) -> str:
     """One line for the UI: the exception type and the first line of its message."""
     msg = first_line(e)
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
+def user_line(e: BaseException) -> str:
+    """One line for the UI: the project's own errors (bad files, other models) are already sentences for the user;
+    anything else is :func:`error_line`."""
+    return first_line(e) or type(e).__name__ if isinstance(e, TridentError) else error_line(e)

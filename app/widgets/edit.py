@@ -13,7 +13,7 @@ from imgui_bundle import imgui
 from ..gl import Texture
 from ..panes import DIM_COLOR, ERROR_COLOR
 from ..tasks import Task
-from ..threads import error_line
+from ..threads import user_line
 
 METHODS = ("sefa", "ganspace")
 METHOD_LABELS = ("SeFa (closed form, affine weights)", "GANSpace (PCA of sampled w)")
@@ -83,7 +83,7 @@ class EditWidget:
         try:
             dset = load_direction_file(backend, path)
         except Exception as e:  # noqa: BLE001 - corrupt file, other model: one line in the panel
-            self.error, self.message = error_line(e), ""
+            self.error, self.message = user_line(e), ""
             return False
         self.add(dset.directions)
         self.error, self.message = "", f"loaded {len(dset.directions)} {dset.method} direction(s) from {path}"

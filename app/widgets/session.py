@@ -13,7 +13,7 @@ from pathlib import Path
 from imgui_bundle import imgui
 
 from ..panes import DIM_COLOR, ERROR_COLOR
-from ..threads import error_line
+from ..threads import user_line
 
 WARNING_COLOR = imgui.ImVec4(1.0, 0.8, 0.35, 1.0)
 
@@ -28,7 +28,7 @@ class SessionWidget:
         self.warnings: list[str] = []
 
     def _fail(self, e: Exception) -> bool:
-        self.error, self.message, self.warnings = error_line(e), "", []
+        self.error, self.message, self.warnings = user_line(e), "", []
         return False
 
     # -- actions --------------------------------------------------------------------------------------------
