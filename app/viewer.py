@@ -30,6 +30,7 @@ from .state import ViewerState
 from .tasks import Task
 from .undo import UndoTracker
 from .widgets.camera import CameraWidget
+from .widgets.compare import CompareWidget
 from .widgets.edit import EditWidget
 from .widgets.export import ExportWidget
 from .widgets.history import HistoryWidget
@@ -99,7 +100,7 @@ class Viewer:
         self.session_widget = SessionWidget(self)
         self.widgets = [ModelWidget(self), HistoryWidget(self), LatentWidget(self), EditWidget(self),
                         CameraWidget(self), RenderWidget(self), InversionWidget(self), MeshWidget(self),
-                        ExportWidget(self), self.session_widget, PerfWidget(self)]
+                        CompareWidget(self), ExportWidget(self), self.session_widget, PerfWidget(self)]
 
     def _load_model(self, path: str) -> Backend:
         from .model_backend import ModelBackend  # torch is imported on first use, on the render thread

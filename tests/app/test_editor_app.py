@@ -200,3 +200,21 @@ def test_bad_files_are_one_line_and_change_nothing(editor, models, tmp_path):
     assert v.state.latent.edits == ()
     settle(v)                                                  # and the app keeps rendering
     assert all(p.error is None for p in v.panes.values())
+
+
+def test_teach_a_direction_by_marking_samples(editor):
+    v = editor
+    ew = directions_ready(v)
+    d0 = ew.directions[0]
+    for seed in range(4):             # samples that "have" the attribute are pushed along d0, the others against it
+        v.state.latent.seed = seed
+        for has in (True, False):
+            ew.set_strength(d0, 2.0 if has else -2.0)
+            ew.mark(has)
+    ew.set_strength(d0, 0.0)
+    ew.teach_name = "along d0"
+    task = ew.fit()
+    run_until(v, lambda: task.done and any(d.name == "along d0" for d in ew.directions), timeout=120)
+    taught = next(d for d in ew.directions if d.name == "along d0")
+    assert taught.method == "taught" and taught.layers == (0, v.info.num_ws) and taught.score == 1.0
+    assert float(np.dot(taught.vector, d0.vector)) > 0.9

@@ -80,3 +80,24 @@ def test_animation_phase_is_not_a_step():
     u, s = started()
     s.latent.interp_phase = 0.4
     assert not u.observe(s, 1.0)
+
+
+def test_ab_compare_flips_between_exact_states():
+    from app.widgets.compare import CompareWidget
+
+    class V:
+        state = ViewerState()
+    v = V()
+    w = CompareWidget(v)
+    d = direction("smile")
+    v.state.latent.seed = 4
+    w.pin()
+    v.state.latent.seed, v.state.latent.edits, v.state.camera.yaw = 7, (Edit(d, 2.0),), 0.4
+    w.show("A")
+    assert (v.state.latent.seed, v.state.latent.edits, v.state.camera.yaw) == (4, (), 0.0)
+    v.state.render.view = "depth"                 # a change while A is shown changes A
+    w.toggle()
+    assert (v.state.latent.seed, v.state.latent.edits, v.state.camera.yaw, v.state.render.view) == \
+        (7, (Edit(d, 2.0),), 0.4, "rgb")
+    w.toggle()
+    assert v.state.latent.seed == 4 and v.state.render.view == "depth"
