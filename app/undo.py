@@ -3,8 +3,8 @@
 Every frame :meth:`UndoTracker.observe` compares the state with the history's current entry; a change of the latent,
 an edit strength, the camera or a render option becomes one step, labelled with what changed ("latent: seed",
 "edit: sefa 0", "camera: yaw, pitch", "render: view"). A slider drag or a pane drag is one step, not one per frame:
-while the mouse button is held, or within :data:`MERGE_S` of the last change, a change with the same label replaces
-the newest step. Entries are copies, so undo and redo give back exactly (bit for bit, the edits' vectors included)
+while the mouse button is held, or within :data:`MERGE_S` of the last change, a change of the same kinds (camera,
+edit, latent, render) replaces the newest step (relabelled with everything the gesture changed). Entries are copies, so undo and redo give back exactly (bit for bit, the edits' vectors included)
 what was there. Loading another model starts a new history (its latents and directions belong to that model).
 """
 from __future__ import annotations
@@ -65,6 +65,11 @@ def describe_change(old: Snapshot, new: Snapshot) -> str:
     return "; ".join(parts)
 
 
+def groups(label: str) -> set[str]:
+    """{'camera', 'edit', ...}: what a step's label says changed."""
+    return {part.split(":")[0].strip() for part in label.split(";")}
+
+
 class UndoTracker:
     """The viewer's undo history; ``generation`` is the loaded model's (a new model starts a new history)."""
 
@@ -94,12 +99,18 @@ class UndoTracker:
         if self.history is None:
             return False
         snap = Snapshot.of(state)
-        cur = self.history.current
-        label = describe_change(cur, snap)
+        h = self.history
+        label = describe_change(h.current, snap)
         if not label:
             return False
-        merge = held or now - self._last_change < MERGE_S
-        self.history = self.history.push(label, snap, merge=merge)
+        merge = (held or now - self._last_change < MERGE_S) and h.position > 0 \
+            and groups(label) <= groups(h.entries[h.position][0])
+        if merge:   # the same gesture goes on (a drag may move yaw and pitch, then yaw only): one step
+            before = h.entries[h.position - 1][1]
+            h = h.undo()
+            self.history = h.push(describe_change(before, snap), snap) if describe_change(before, snap) else h
+        else:
+            self.history = h.push(label, snap)
         self._last_change = now
         return True
 

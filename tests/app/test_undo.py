@@ -55,9 +55,19 @@ def test_a_drag_is_one_step_and_separate_changes_are_not_merged():
         s.camera.yaw = 0.1 * i + 0.1
         u.observe(s, 1.0 + i, held=True)
     assert len(u.history.entries) == 2 and u.history.current.camera.yaw == s.camera.yaw
+    s.camera.pitch = 0.2                     # the drag turns up and down too, then sideways only: still one step
+    u.observe(s, 11.0, held=True)
+    s.camera.yaw = 2.0
+    u.observe(s, 12.0, held=True)
+    assert u.history.labels == ("model loaded", "camera: yaw, pitch")
+    s.latent.seed = 3                        # another kind of change during a drag is its own step
+    u.observe(s, 12.5, held=True)
+    assert u.history.labels[-1] == "latent: seed"
+    u.undo(s)
+    assert (s.camera.yaw, s.camera.pitch, s.latent.seed) == (2.0, 0.2, 0)
     s.camera.yaw = 5.0                       # the same control much later, button up: a new step
     u.observe(s, 100.0)
-    assert len(u.history.entries) == 3
+    assert len(u.history.entries) == 3 and not u.history.can_redo
     s.camera.yaw = 6.0                       # within MERGE_S (a wheel or typed change in a row): merged
     u.observe(s, 100.0 + MERGE_S / 2)
     assert len(u.history.entries) == 3 and u.history.current.camera.yaw == 6.0
