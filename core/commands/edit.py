@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.size is not None and args.size < 16:
         raise UsageError("--size must be at least 16")
     check_output_location(args.out)
-    path, _, direction, dset = direction_ref(args.direction)
+    path, index, direction, dset = direction_ref(args.direction)
     device = resolve_device(args.device)
     model = load_model(args.network, device)
     check_model(dset, model_sha256(model), what=f"the directions in {path.name}")
