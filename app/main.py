@@ -1,5 +1,6 @@
 """Command line of the viewer: ``python run_viz.py [--pkl X | --session F] [--device D] [--mesh GRID]
-[--screenshot out.png [--frames N] [--size WxH]]``. Bad input -> one ``error: ...`` line and a non-zero exit status, never a traceback."""
+[--screenshot out.png [--frames N] [--size WxH]]``.
+Bad input -> one ``error: ...`` line and a non-zero exit status, never a traceback."""
 from __future__ import annotations
 
 import argparse
@@ -154,7 +155,10 @@ def run(args: argparse.Namespace) -> int:
     if args.pkl:
         path = check_model_path(args.pkl)
     elif session is not None:
-        path = check_model_path(session.model_path)
+        if not os.path.isfile(session.model_path):
+            raise UsageError(f"session {os.path.basename(args.session)}: its model {session.model_path} is not there; "
+                             "give the model with --pkl")
+        path = session.model_path
     else:
         path = str(default_model())
     if args.screenshot and not args.screenshot.lower().endswith(".png"):

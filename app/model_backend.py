@@ -108,7 +108,8 @@ class ModelBackend:
         """The request's resolution is sr2d's neural rendering resolution; direct3d renders at its output resolution
         scaled by the same factor (so "half resolution while moving" halves every branch)."""
         return RenderOptions(resolution=branch_resolution(self.model, request.resolution, branch),
-                             depth_resolution=request.depth_samples, depth_resolution_importance=request.importance_samples,
+                             depth_resolution=request.depth_samples,
+                             depth_resolution_importance=request.importance_samples,
                              deterministic=request.deterministic)
 
     def render(self, request: RenderRequest, branch: str) -> BranchResult:

@@ -4,7 +4,8 @@ Every frame :meth:`UndoTracker.observe` compares the state with the history's cu
 an edit strength, the camera or a render option becomes one step, labelled with what changed ("latent: seed",
 "edit: sefa 0", "camera: yaw, pitch", "render: view"). A slider drag or a pane drag is one step, not one per frame:
 while the mouse button is held, or within :data:`MERGE_S` of the last change, a change of the same kinds (camera,
-edit, latent, render) replaces the newest step (relabelled with everything the gesture changed). Entries are copies, so undo and redo give back exactly (bit for bit, the edits' vectors included)
+edit, latent, render) replaces the newest step (relabelled with everything the gesture changed).
+Entries are copies, so undo and redo give back exactly (bit for bit, the edits' vectors included)
 what was there. Loading another model starts a new history (its latents and directions belong to that model).
 """
 from __future__ import annotations
