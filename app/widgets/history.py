@@ -23,6 +23,7 @@ def undo_keys(viewer) -> None:
 class HistoryWidget:
     def __init__(self, viewer):
         self.viewer = viewer
+        self.rects: dict[int, tuple[float, float, float, float]] = {}   # entry -> x0, y0, x1, y1 (window px)
 
     def __call__(self) -> None:
         v = self.viewer
@@ -51,5 +52,7 @@ class HistoryWidget:
         for i in range(first, len(h.entries)):
             label = h.entries[i][0]
             clicked, _ = imgui.selectable(f"{i + 1}. {label}##hist{i}", i == h.position)
+            lo, hi = imgui.get_item_rect_min(), imgui.get_item_rect_max()
+            self.rects[i] = (lo.x, lo.y, hi.x, hi.y)
             if clicked and i != h.position:
                 v.undo.jump(v.state, i)

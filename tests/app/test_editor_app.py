@@ -97,6 +97,17 @@ def test_slider_changes_every_pane_and_undo_redo_restore_the_exact_latent(editor
     assert ew.strength(ew.directions[0]) == strength and np.array_equal(current_ws(v), ws1)
     settle(v)
     assert all(np.array_equal(p.result.image, after[b]) for b, p in v.panes.items())
+    # clicking the first entry of the history list returns there
+    hw = widget(v, "HistoryWidget")
+    io = imgui.get_io()
+    io.add_mouse_pos_event(40, 200)              # the Edit panel scrolled the controls: scroll back to the top
+    io.add_mouse_wheel_event(0.0, 50.0)
+    for _ in range(3):
+        v.step()
+    x0, y0, x1, y1 = hw.rects[0]
+    assert y0 > 0
+    drag(v, ((x0 + x1) / 2, (y0 + y1) / 2), (0, 0), steps=1)
+    assert v.undo.history.position == 0 and v.state.latent.edits == () and np.array_equal(current_ws(v), ws0)
 
 
 def test_session_reopens_with_the_same_panes_and_core_samples_renders_the_pane(editor, models, tmp_path):
