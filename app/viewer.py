@@ -97,6 +97,7 @@ class Viewer:
         self.initial_camera = (0.0, 0.0)  # yaw, pitch (radians) set when a model is opened
         self.pending_after_load: Callable[[], None] | None = None  # run once after the next model load
         self.undo = UndoTracker()
+        self.tasks: list[Task] = []
         self.session_widget = SessionWidget(self)
         self.widgets = [ModelWidget(self), HistoryWidget(self), LatentWidget(self), EditWidget(self),
                         CameraWidget(self), RenderWidget(self), InversionWidget(self), MeshWidget(self),
@@ -130,8 +131,12 @@ class Viewer:
         return backend if getattr(backend, "model", None) is not None else None
 
     def start_task(self, name: str, fn) -> Task:
-        """Run ``fn(task)`` in the background; the UI wakes up on each progress report."""
-        return Task(name, fn, on_update=glfw.post_empty_event)
+        """Run ``fn(task)`` in the background; the UI wakes up on each progress report. Tasks still running when
+        the viewer closes are cancelled and waited for (a thread inside torch at interpreter exit aborts it)."""
+        self.tasks = [t for t in self.tasks if t.running]
+        task = Task(name, fn, on_update=glfw.post_empty_event)
+        self.tasks.append(task)
+        return task
 
     def task_status(self, task: Task, done_text: str | None = None) -> None:
         """Progress bar + Cancel while ``task`` runs; then its outcome (or error) in one line."""
@@ -335,6 +340,10 @@ class Viewer:
         return 0
 
     def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            task.wait(60)
         self.renderer.close()
         for pane in self.panes.values():
             pane.delete()

@@ -86,6 +86,7 @@ class EditWidget:
             self.error, self.message = user_line(e), ""
             return False
         self.add(dset.directions)
+        self.refresh_strips(missing_only=True)
         self.error, self.message = "", f"loaded {len(dset.directions)} {dset.method} direction(s) from {path}"
         return True
 
@@ -116,14 +117,16 @@ class EditWidget:
         if old in self.strips:
             self.strips[new] = self.strips.pop(old)
 
-    def refresh_strips(self) -> Task | None:
-        """Thumbnail strips of every direction for the current latent (the model's first branch)."""
+    def refresh_strips(self, missing_only: bool = False) -> Task | None:
+        """Thumbnail strips of every direction (``missing_only``: of those without one) for the current latent,
+        rendered by the model's first branch."""
         from ..edit_jobs import strips
         v = self.viewer
         backend = v.model_backend()
-        if backend is None or not self.directions or (self.strip_task is not None and self.strip_task.running):
+        dirs = tuple(d for d in self.directions if not (missing_only and d in self.strips))
+        if backend is None or not dirs or (self.strip_task is not None and self.strip_task.running):
             return None
-        latent, dirs, branch = v.state.latent.spec(), tuple(self.directions), v.info.branches[0]
+        latent, branch = v.state.latent.spec(), v.info.branches[0]
         self.strip_task = v.start_task("thumbnails", lambda t: strips(backend, latent, dirs, branch, t))
         return self.strip_task
 
@@ -163,7 +166,7 @@ class EditWidget:
             self._taken.add(id(task))
             if what == "dirs":
                 self.add(task.result.directions)
-                self.refresh_strips()
+                self.refresh_strips(missing_only=True)
             elif what == "strips":
                 for d, img in task.result.items():
                     tex = self.strips.get(d) or Texture(nearest=False)
@@ -172,6 +175,7 @@ class EditWidget:
             else:
                 self.add((task.result,))
                 self.message = f"taught {task.result.name!r}: {task.result.source}"
+                self.refresh_strips(missing_only=True)
 
     def _direction_rows(self) -> None:
         for i, d in enumerate(list(self.directions)):
