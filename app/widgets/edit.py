@@ -186,8 +186,6 @@ class EditWidget:
             self.slider_rects[i] = (lo.x, lo.y, hi.x, hi.y)
             if changed:
                 self.set_strength(d, round(x, 3))
-            if imgui.is_item_hovered() and imgui.is_mouse_double_clicked(0):
-                self.set_strength(d, 0.0)
             imgui.same_line()
             imgui.set_next_item_width(imgui.get_font_size() * 6)
             done, name = imgui.input_text("##name", d.name, imgui.InputTextFlags_.enter_returns_true)
