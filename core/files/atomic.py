@@ -29,22 +29,25 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def check_not_inputs(outputs: Iterable[str | os.PathLike], inputs: Mapping[str, str | os.PathLike | None],
+def check_not_inputs(outputs: Iterable[str | os.PathLike],
+                     inputs: Mapping[str, str | os.PathLike | Iterable[str | os.PathLike] | None],
                      folder: str | os.PathLike | None = None) -> None:
     """Refuse before any work when an output file would overwrite an input (paths compared after resolving links
     and ``..``; hard links count), or when ``folder`` -- an output folder that is replaced or cleaned as a whole --
     holds an input. ``inputs`` maps the option that named each input (``"--network"``) to its path (None: not
-    given). The one rule every writer follows: outputs never overwrite an input (docs/safety.md)."""
-    given = {opt: Path(p) for opt, p in inputs.items() if p is not None and str(p) != ""}
+    given; a list: a repeatable option). The one rule every writer follows: outputs never overwrite an input
+    (docs/safety.md)."""
+    given = [(opt, Path(p)) for opt, ps in inputs.items()
+             for p in (ps if isinstance(ps, (list, tuple)) else [ps]) if p is not None and str(p) != ""]
     for out in map(Path, outputs):
-        for opt, inp in given.items():
+        for opt, inp in given:
             if (out.exists() or out.is_symlink()) and inp.exists() and _same_file(out, inp) \
                     or os.path.realpath(out) == os.path.realpath(inp):
                 raise OutputOverwritesInput(f"{out} is the input {opt} {inp}; the output would overwrite it "
                                             f"(choose another output)")
     if folder is not None:
         top = os.path.realpath(folder)
-        for opt, inp in given.items():
+        for opt, inp in given:
             real = os.path.realpath(inp)
             if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
                 raise OutputOverwritesInput(f"the output folder {folder} holds the input {opt} {inp}; writing there "
