@@ -83,6 +83,8 @@ class VideoJob:
     labels: bool | None = None           # branch names on the panels (None: with branch "all")
     yaw_range: float = TURNTABLE_YAW
     pitch_range: float = TURNTABLE_PITCH
+    sweep: object = None                 # mode "sweep": core.tools.edit.apply.Edit (direction, largest strength)
+    sweep_orbit: bool = False
 
 
 def render_video(backend: ModelBackend, job: VideoJob, task: Task):
@@ -93,7 +95,8 @@ def render_video(backend: ModelBackend, job: VideoJob, task: Task):
                      output=job.output, frames=job.frames, fps=job.fps, nrr=job.resolution, samples=job.samples,
                      center_yaw=job.center_yaw, center_pitch=job.center_pitch, fov_deg=job.fov_deg,
                      radius=job.radius, grid=job.grid, min_side=job.min_side, labels=job.labels,
-                     yaw_range=job.yaw_range, pitch_range=job.pitch_range)
+                     yaw_range=job.yaw_range, pitch_range=job.pitch_range,
+                     sweep=job.sweep, sweep_orbit=job.sweep_orbit)
     return core_render(backend.model, spec, job.path, progress=progress, cancel=cancel)
 
 

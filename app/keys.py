@@ -16,6 +16,8 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("V", "next view: RGB, depth, raw, normals"),
     ("O", "auto-orbit on / off (inside the training views)"),
     ("F1", "open this Help panel"),
+    ("Ctrl+Z", "undo (History panel)"),
+    ("Ctrl+Y / Ctrl+Shift+Z", "redo"),
 )
 
 
@@ -43,7 +45,8 @@ def actions(viewer) -> dict[int, Callable[[], None]]:
 
 
 def handle_keys(viewer) -> None:
-    """Run the action of each shortcut pressed this frame (not while typing, not with Ctrl/Alt held)."""
+    """Run the action of each shortcut pressed this frame (not while typing, not with Ctrl/Alt held; the Ctrl
+    chords for undo / redo are :func:`app.widgets.history.undo_keys`)."""
     io = imgui.get_io()
     if io.want_text_input or io.key_ctrl or io.key_alt:
         return

@@ -1,5 +1,6 @@
-"""Command line of the viewer: ``python run_viz.py [--pkl X] [--device D] [--mesh GRID] [--screenshot out.png
-[--frames N] [--size WxH]]``. Bad input -> one ``error: ...`` line and a non-zero exit status, never a traceback."""
+"""Command line of the viewer: ``python run_viz.py [--pkl X | --session F] [--device D] [--mesh GRID]
+[--screenshot out.png [--frames N] [--size WxH]]``.
+Bad input -> one ``error: ...`` line and a non-zero exit status, never a traceback."""
 from __future__ import annotations
 
 import argparse
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python run_viz.py", description="Trident viewer: every branch of a 3D-aware "
                                 "GAN side by side, live.")
     p.add_argument("--pkl", help="Trident .pkl, EG3D or Mimic3D network pickle (default: the bundled model)")
+    p.add_argument("--session", metavar="JSON", help="reopen a session saved by the viewer (its model, latent, "
+                   "camera, edits and render options; --pkl overrides its model file)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
     p.add_argument("--screenshot", metavar="PNG", help="headless capture: render, save the window as PNG, exit")
@@ -95,7 +98,13 @@ def request_start_mesh(viewer, grid: int, level: float) -> None:
     """Extract the start latent's mesh as soon as the model is loaded (``--mesh``); the mesh pane opens with it."""
     w = mesh_widget(viewer)
     w.resolution, w.level = grid, level
-    viewer.pending_after_load = w.extract
+    before = viewer.pending_after_load   # e.g. --session: show it first, then extract its mesh
+
+    def after_load() -> None:
+        if before is not None:
+            before()
+        w.extract()
+    viewer.pending_after_load = after_load
 
 
 def start_mesh_status(viewer) -> tuple[bool, str | None]:
@@ -106,6 +115,16 @@ def start_mesh_status(viewer) -> tuple[bool, str | None]:
     if task.error:
         return False, task.error
     return viewer.mesh_view is not None and viewer.mesh_view.n_faces > 0, None
+
+
+def reopen_session(viewer, path: str) -> None:
+    """Show the session once its model is loaded (warnings, e.g. a changed model file, go to stderr too)."""
+    def after_load() -> None:
+        w = viewer.session_widget
+        w.apply(path)
+        for line in ([w.error] if w.error else []) + [f"warning: {x}" for x in w.warnings]:
+            print(line if line.startswith("warning") else f"error: {line}", file=sys.stderr)
+    viewer.pending_after_load = after_load
 
 
 def screenshot(viewer, out: str, frames: int, timeout: float, mesh: bool = False) -> int:
@@ -138,7 +157,22 @@ def screenshot(viewer, out: str, frames: int, timeout: float, mesh: bool = False
 
 def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
-    path = check_model_path(args.pkl) if args.pkl else str(default_model())
+    session = None
+    if args.session:
+        from core.tools.edit.session import SessionFileError, load_session
+        try:
+            session = load_session(args.session)
+        except SessionFileError as e:
+            raise UsageError(str(e)) from None
+    if args.pkl:
+        path = check_model_path(args.pkl)
+    elif session is not None:
+        if not os.path.isfile(session.model_path):
+            raise UsageError(f"session {os.path.basename(args.session)}: its model {session.model_path} is not there; "
+                             "give the model with --pkl")
+        path = session.model_path
+    else:
+        path = str(default_model())
     if args.screenshot and not args.screenshot.lower().endswith(".png"):
         raise UsageError("--screenshot must name a .png file")
     if args.frames < 1:
@@ -185,6 +219,8 @@ def _run_viewer(args: argparse.Namespace, size: tuple[int, int], path: str) -> i
         viewer.initial_radius = args.radius
         if args.outdir:
             viewer.outdir = os.path.abspath(os.path.expanduser(args.outdir))
+        if args.session:
+            reopen_session(viewer, args.session)
         if args.mesh:
             request_start_mesh(viewer, args.mesh, args.mesh_level)
         viewer.open_model(path)

@@ -20,7 +20,8 @@ from core.cameras import fov_to_focal
 from core.defaults import CAMERA_RANGE_DEG
 from core.files.image_io import to_uint8
 from core.model import VOLUME_BRANCHES, Model, load_model
-from core.tools.edit.session import mixed_seed_ws
+from core.tools.edit.apply import apply_edits
+from core.tools.edit.session import branch_resolution, mixed_seed_ws
 from core.triplane import RenderOptions
 
 from .requests import BranchResult, LatentBank, LatentSpec, ModelInfo, RenderRequest, depth_range
@@ -103,8 +104,10 @@ class ModelBackend:
 
     def _ws(self, spec: LatentSpec) -> Tensor:
         if spec.stored is not None:
-            return torch.from_numpy(self.bank.get(spec.stored))[None].to(self.model.device)
-        return mixed_seed_ws(lambda seed: self._seed_ws(seed, spec), spec, self.model.num_ws)
+            ws = torch.from_numpy(self.bank.get(spec.stored))[None].to(self.model.device)
+        else:
+            ws = mixed_seed_ws(lambda seed: self._seed_ws(seed, spec), spec, self.model.num_ws)
+        return apply_edits(ws, spec.edits) if spec.edits else ws
 
     # -- rendering ------------------------------------------------------------------------------------------
     def _triplanes(self, spec: LatentSpec, ws: Tensor, noise_mode: str) -> list[Tensor]:
@@ -120,10 +123,8 @@ class ModelBackend:
     def branch_options(self, request: RenderRequest, branch: str) -> RenderOptions:
         """The request's resolution is sr2d's neural rendering resolution; direct3d renders at its output resolution
         scaled by the same factor (so "half resolution while moving" halves every branch)."""
-        res = request.resolution
-        if branch == "direct3d" and res is not None:
-            res = max(16, round(self.info.img_resolution * res / self.info.neural_resolution))
-        return RenderOptions(resolution=res, depth_resolution=request.depth_samples,
+        return RenderOptions(resolution=branch_resolution(self.model, request.resolution, branch),
+                             depth_resolution=request.depth_samples,
                              depth_resolution_importance=request.importance_samples,
                              deterministic=request.deterministic)
 

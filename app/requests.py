@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from core.conventions import DEFAULT_FOV_DEG
+
+if TYPE_CHECKING:
+    from core.tools.edit.apply import Edit
 
 BRANCH_LABELS = {
     "sr2d": "sr2d - EG3D tri-plane + 2D SR",
@@ -27,7 +30,8 @@ def branch_label(branch: str) -> str:
 
 @dataclass(frozen=True)
 class LatentSpec:
-    """How to build ws: seed (+ interpolation towards a second seed) (+ style mixing), or a stored latent."""
+    """How to build ws: seed (+ interpolation towards a second seed) (+ style mixing), or a stored latent; then the
+    edits (directions with strengths, non-zero ones only)."""
 
     seed: int = 0
     psi: float = 0.7
@@ -39,6 +43,7 @@ class LatentSpec:
     cond_yaw: float = 0.0                    # conditioning camera of the mapping network (radians, from frontal)
     cond_pitch: float = 0.0
     stored: int | None = None                # id in a LatentBank (e.g. an inversion result); overrides the seeds
+    edits: tuple["Edit", ...] = ()           # applied last, to whatever the latent is (core.tools.edit.apply)
 
 
 @dataclass(frozen=True)

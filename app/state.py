@@ -35,6 +35,7 @@ class LatentState:
     cond_pitch: float = 0.0
     stored: int | None = None        # LatentBank id of an inversion result
     use_stored: bool = False
+    edits: tuple = ()                # core.tools.edit.apply.Edit, in the order they were first moved (Edit panel)
 
     def spec(self) -> LatentSpec:
         return LatentSpec(
@@ -42,7 +43,8 @@ class LatentState:
             interp_t=round(self.interp_t, 4), mix_seed=self.mix_seed if self.mix_enabled else None,
             mix_range=(self.mix_lo, self.mix_hi), cond_yaw=round(self.cond_yaw, 5),
             cond_pitch=round(self.cond_pitch, 5),
-            stored=self.stored if self.use_stored else None)
+            stored=self.stored if self.use_stored else None,
+            edits=tuple(e for e in self.edits if e.strength != 0))
 
 
 @dataclass

@@ -32,3 +32,4 @@ def error_line(e: BaseException) -> str:
     if isinstance(e, EXPECTED_ERRORS) and msg:
         return msg
     return f"unexpected error: {msg}" if msg else "unexpected error (no message; see the terminal)"
+

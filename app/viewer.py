@@ -30,15 +30,20 @@ from .recent import RecentFiles
 from .requests import Backend, BranchResult, LatentBank, ModelInfo, branch_label
 from .state import ViewerState
 from .tasks import Task
+from .undo import UndoTracker
 from .widgets.camera import CameraWidget
+from .widgets.compare import CompareWidget
+from .widgets.edit import EditWidget
 from .widgets.export import ExportWidget
 from .widgets.help import HelpWidget
+from .widgets.history import HistoryWidget
 from .widgets.inversion import InversionWidget
 from .widgets.latent import LatentWidget
 from .widgets.mesh import MeshWidget
 from .widgets.model import ModelWidget
 from .widgets.perf import PerfWidget
 from .widgets.render import RenderWidget
+from .widgets.session import SessionWidget
 from .window import Window
 
 PANEL_WIDTH_EM = 26          # control panel width in font sizes
@@ -108,8 +113,12 @@ class Viewer:
         self.outdir = str(default_outdir())   # screenshots, videos, meshes, inversions go below it (app.outputs)
         self.original: tuple[Backend, str] | None = None  # while exploring tuned weights: the model to go back to
         self.tuned_note = ""                  # what the tuned weights are ("PTI-tuned on photo.png")
-        self.widgets = [ModelWidget(self), LatentWidget(self), CameraWidget(self), RenderWidget(self),
-                        InversionWidget(self), MeshWidget(self), ExportWidget(self), PerfWidget(self),
+        self.undo = UndoTracker()
+        self.tasks: list[Task] = []
+        self.session_widget = SessionWidget(self)
+        self.widgets = [ModelWidget(self), HistoryWidget(self), LatentWidget(self), EditWidget(self),
+                        CameraWidget(self), RenderWidget(self), InversionWidget(self), MeshWidget(self),
+                        CompareWidget(self), ExportWidget(self), self.session_widget, PerfWidget(self),
                         HelpWidget(self)]
         self._held: dict[int, dict[str, BranchResult]] = {}   # lock-step: results waiting for their siblings
         self.jump_to: str | None = None   # a panel to open and scroll to (the buttons at the top of the sidebar)
@@ -182,8 +191,12 @@ class Viewer:
         return backend if getattr(backend, "model", None) is not None else None
 
     def start_task(self, name: str, fn) -> Task:
-        """Run ``fn(task)`` in the background; the UI wakes up on each progress report."""
-        return Task(name, fn, on_update=glfw.post_empty_event)
+        """Run ``fn(task)`` in the background; the UI wakes up on each progress report. Tasks still running when
+        the viewer closes are cancelled and waited for (a thread inside torch at interpreter exit aborts it)."""
+        self.tasks = [t for t in self.tasks if t.running]
+        task = Task(name, fn, on_update=glfw.post_empty_event)
+        self.tasks.append(task)
+        return task
 
     def task_status(self, task: Task, done_text: str | None = None) -> None:
         """Progress bar + Cancel while ``task`` runs; then its outcome (or error) in one line."""
@@ -254,6 +267,7 @@ class Viewer:
             self.pending_after_load()
             self.pending_after_load = None
         self._last_camera = self.state.camera.spec()  # a reset on load is not a camera move
+        self.undo.reset(self.state, event.generation)
         if os.path.isfile(event.path):
             self.recent.add(event.path)
 
@@ -408,8 +422,10 @@ class Viewer:
         self._animate(dt)
         self.window.begin_frame()
         if self.window.dropped_paths:
-            self.open_model(self.window.dropped_paths.pop())
+            dropped = self.window.dropped_paths.pop()
             self.window.dropped_paths.clear()
+            if not self.session_widget.open_dropped(dropped):   # sessions and latents; anything else is a model
+                self.open_model(dropped)
         w, h = imgui.get_io().display_size  # layout in window coordinates (framebuffer pixels differ on HiDPI)
         panel = min(w * 0.45, imgui.get_font_size() * PANEL_WIDTH_EM)
         self._draw_controls(panel, h)
@@ -417,6 +433,7 @@ class Viewer:
         self._draw_panes(panel, w - panel, h)
         self._track_motion()
         self.renderer.lockstep = self.state.render.lockstep
+        self.undo.observe(self.state, self.clock, held=imgui.is_mouse_down(0))
         if self.info is not None:
             self.renderer.submit(self.state.request(self.info, self.clock))
         capture_to, self._capture_to = self._capture_to, None
@@ -462,6 +479,10 @@ class Viewer:
         return 0
 
     def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            task.wait(60)
         self.renderer.close()
         for pane in self.panes.values():
             pane.delete()

@@ -1,6 +1,7 @@
 """Export panel: screenshots (the whole window or one pane) and videos of the current latent and camera with the
-command line's options (``python -m core video``): camera path (turntable, 360-degree orbit, or a loop between the
-two interpolation seeds), one branch or all side by side, output, a grid of seeds, size, labels, frames, FPS.
+command line's options (``python -m core video``): camera path (turntable, 360-degree orbit, a loop between the
+two interpolation seeds, an edit sweep along one of the moved directions, or before / after the edits side by side),
+one branch or all side by side, output, a grid of seeds, size, labels, frames, FPS.
 
 Selections are kept by name (branch, screenshot target), so opening another model never silently picks another
 branch. Files go under the viewer's output folder (:mod:`app.outputs`)."""
@@ -19,8 +20,8 @@ from ..gl import Texture
 from ..panes import DIM_COLOR
 from ..tasks import Task
 
-VIDEO_MODES = ("turntable", "orbit360", "interp")
-VIDEO_MODE_LABELS = ("Turntable", "360-degree orbit", "Loop seed -> seed B")
+VIDEO_MODES = ("turntable", "orbit360", "interp", "sweep", "before_after")
+VIDEO_MODE_LABELS = ("Turntable", "360-degree orbit", "Loop seed -> seed B", "Edit sweep", "Before / after edits")
 VIDEO_OUTPUTS = ("image", "depth", "raw")
 VIDEO_FORMATS = (".mp4", ".gif")
 GRIDS = (1, 2, 3)                   # 1x1 (the current latent), 2x2 and 3x3 seeds from the current one
@@ -50,6 +51,9 @@ class ExportWidget:
         self.pitch_range = TURNTABLE_PITCH
         self.frames = VIDEO_FRAMES
         self.fps = VIDEO_FPS
+        self.sweep_edit = 0       # which of the current edits an edit sweep moves
+        self.sweep_strength = 3.0
+        self.sweep_orbit = False
         self.task: Task | None = None
         self.preview: Texture | None = None
         self._preview_src = None
@@ -62,7 +66,7 @@ class ExportWidget:
     def grid_side(self) -> int:
         """Cells per side: 1 for a loop or a stored (inverted) latent, which have no neighbouring seeds."""
         s = self.viewer.state.latent
-        return 1 if VIDEO_MODES[self.mode] == "interp" or s.use_stored else GRIDS[self.grid]
+        return 1 if VIDEO_MODES[self.mode] in ("interp", "before_after") or s.use_stored else GRIDS[self.grid]
 
     def video_size(self) -> tuple[int, int]:
         """(width, height) in pixels that the video will have (before padding to a multiple of 16)."""
@@ -74,7 +78,7 @@ class ExportWidget:
                  "depth": {b: (full if b == "direct3d" else low) for b in shown if b != "student"}}[output]
         native = max(sizes.values(), default=full)
         g = self.grid_side()
-        across = g * len(shown)
+        across = (2 if VIDEO_MODES[self.mode] == "before_after" else g) * len(shown)   # before | after
         side = panel_side(native, max(across, g), self.min_side)
         return across * side, g * side
 
@@ -85,8 +89,17 @@ class ExportWidget:
         latent = v.state.latent.spec()
         mode = VIDEO_MODES[self.mode]
         g = self.grid_side()
+        sweep = None
         if mode == "interp":
             latents = (replace(latent, interp_t=0.0), replace(latent, interp_t=1.0))
+        elif mode == "sweep":
+            from core.tools.edit.apply import Edit
+            d = latent.edits[min(self.sweep_edit, len(latent.edits) - 1)].direction
+            sweep = Edit(d, float(self.sweep_strength))
+            others = tuple(e for e in latent.edits if e.direction != d)
+            latents = tuple(replace(latent, seed=latent.seed + i, edits=others) for i in range(g * g))
+        elif mode == "before_after":
+            latents = (replace(latent, edits=()), latent)
         else:
             latents = tuple(replace(latent, seed=latent.seed + i) for i in range(g * g))
         cam, r = v.state.camera, v.state.render
@@ -96,8 +109,9 @@ class ExportWidget:
                         frames=int(self.frames), fps=float(self.fps), resolution=r.resolution or None,
                         samples=samples if (r.depth_samples or r.importance_samples) else None,
                         center_yaw=cam.yaw, center_pitch=cam.pitch, fov_deg=cam.fov_deg, radius=cam.radius,
-                        grid=(g, g) if mode != "interp" else None, min_side=int(self.min_side),
-                        labels=self.labels, yaw_range=self.yaw_range, pitch_range=self.pitch_range)
+                        grid=(g, g) if mode not in ("interp", "before_after") else None, min_side=int(self.min_side),
+                        labels=self.labels, yaw_range=self.yaw_range, pitch_range=self.pitch_range,
+                        sweep=sweep, sweep_orbit=self.sweep_orbit)
 
     def start_video(self, path: str | None = None) -> Task | None:
         from ..jobs import render_video
@@ -134,12 +148,22 @@ class ExportWidget:
         _, self.mode = imgui.combo("Camera path", self.mode, list(VIDEO_MODE_LABELS))
         mode = VIDEO_MODES[self.mode]
         branches = self.branches()
+        edits = v.state.latent.spec().edits
+        needs_edit = mode in ("sweep", "before_after")
+        if mode == "sweep" and edits:
+            names = [e.direction.name or e.direction.method for e in edits]
+            self.sweep_edit = min(self.sweep_edit, len(names) - 1)
+            _, self.sweep_edit = imgui.combo("Sweep", self.sweep_edit, names)
+            _, self.sweep_strength = imgui.slider_float("Sweep to +/-", self.sweep_strength, 0.5, 5.0, "%.1f sigma")
+            _, self.sweep_orbit = imgui.checkbox("Orbit while sweeping", self.sweep_orbit)
+        if needs_edit and not edits:
+            imgui.text_colored(DIM_COLOR, "move a direction in the Edit panel first")
         labels = list(v.info.branches) + ["all, side by side"]
         changed, idx = imgui.combo("Branch", selection(branches, self.branch, "all"), labels)
         if changed:
             self.branch = branches[idx]
         _, self.output = imgui.combo("Output", self.output, list(VIDEO_OUTPUTS))
-        imgui.begin_disabled(mode == "interp" or v.state.latent.use_stored)
+        imgui.begin_disabled(mode in ("interp", "before_after") or v.state.latent.use_stored)
         _, self.grid = imgui.combo("Seeds", self.grid, [f"{g}x{g}" for g in GRIDS])
         imgui.end_disabled()
         _, self.min_side = imgui.slider_int("Min. size (px)", self.min_side, 64, 2048)
@@ -160,7 +184,7 @@ class ExportWidget:
         if mode == "orbit360":
             imgui.text_colored(DIM_COLOR, "a full circle: most of it is outside the training camera range")
         imgui.pop_text_wrap_pos()
-        imgui.begin_disabled(self.task is not None and self.task.running)
+        imgui.begin_disabled(self.task is not None and self.task.running or needs_edit and not edits)
         if imgui.button("Render video"):
             self.start_video()
         imgui.end_disabled()

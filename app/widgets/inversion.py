@@ -114,7 +114,7 @@ class InversionWidget:
         return self.task
 
     def has_student(self) -> bool:
-        return "student" in self.viewer.info.branches
+        return self.viewer.info is not None and "student" in self.viewer.info.branches
 
     def apply(self, outcome) -> None:
         """Make the inversion the current latent and its camera the current camera."""

@@ -20,14 +20,14 @@ from ..files.atomic import atomic_output, check_output_location
 from ..files.image_io import to_uint8
 from ..model import BRANCHES, BranchError, load_model
 from ..tools.edit.apply import Edit, apply_edits
-from ..tools.edit.direction_files import load_directions, parse_direction_ref
 from ..tools.edit.directions import check_model
 from ..tools.edit.model_id import model_sha256
 from ..tools.edit.session import render_branches
 from ..tools.video import label_panel
 from ..triplane import RenderOptions
 from .angle_args import add_angle_args, angles_from_args
-from .common import MAX_NRR, UsageError, bounded_int, finite_float, resolve_device
+from .common import MAX_NRR, UsageError, bounded_int, resolve_device
+from .edit_args import direction_ref
 from .latent_args import add_latent_args, camera_from_args, latents_from_args
 
 # "-3,0,3" starts with "-": let this command's parser read it as a value, as argparse does for "-3".
@@ -71,12 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() != ".png":
         raise UsageError(f"--out must end in .png, got {args.out.name!r}")
     check_output_location(args.out)
-    path, index = parse_direction_ref(args.direction)
-    dset = load_directions(path)
-    if not 0 <= index < len(dset.directions):
-        raise UsageError(f"{path} has {len(dset.directions)} directions (0 to {len(dset.directions) - 1}), "
-                         f"no direction {index}")
-    direction = dset.directions[index]
+    path, index, direction, dset = direction_ref(args.direction)
     device = resolve_device(args.device)
     model = load_model(args.network, device)
     check_model(dset, model_sha256(model), what=f"the directions in {path.name}")

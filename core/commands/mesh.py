@@ -1,4 +1,5 @@
 """``python -m core mesh``: a coloured mesh (PLY, OBJ, GLB) of a latent's density field, optionally the MRC volume.
+The latent is a seed, an inversion's ``latent.npy``, or a viewer session's (``--session F``: its edits applied).
 
 Density on an N^3 grid over the tri-plane box, EG3D's -1000 border, marching cubes at --level (EG3D: 10 on raw
 sigma; try 2-20), vertex colours from the radiance field seen along the normal (see core.tools.mesh).
@@ -13,8 +14,11 @@ from tqdm import tqdm
 from ..defaults import MESH_GRID, MESH_LEVEL
 from ..files.atomic import check_output_location
 from ..model import load_model
+from ..tools.edit.model_id import model_sha256
+from ..tools.edit.session import session_ws
 from ..tools.mesh import MESH_FORMATS, MeshError, mesh_from_volume, model_field, save_mesh, save_mrc
 from .common import UsageError, bounded_int, finite_float, resolve_device
+from .edit_args import session_for
 from .latent_args import add_latent_args, latents_from_args
 
 
@@ -31,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("mesh", help="coloured mesh / density volume of a latent", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, help="Trident .pkl or EG3D network pickle")
-    add_latent_args(p, multiple=False, seeds_flag="--seed")
+    add_latent_args(p, multiple=False, seeds_flag="--seed", session=True)
     p.add_argument("--res", type=bounded_int("--res", 16, 1024), default=MESH_GRID,
                    help=f"grid resolution N (N^3 density samples; default {MESH_GRID})")
     p.add_argument("--level", type=finite_float("--level"), default=MESH_LEVEL, help=f"iso level on raw density (default {MESH_LEVEL:g}, "
@@ -62,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
             check_output_location(target)   # before rendering
     device = resolve_device(args.device)
     model = load_model(args.network, device)
-    if args.latent is not None:
+    if args.session is not None:   # the session's latent with its edits (the camera does not matter here)
+        ws = session_ws(model, session_for(model, args.session).state, model_sha256(model))
+    elif args.latent is not None:
         ws = latents_from_args(args, model)[0]
     else:
         ws = model.ws_from_seed(args.seed, args.trunc, args.trunc_cutoff)

@@ -27,8 +27,10 @@ def session_images(model: Model, path: str | Path) -> tuple[dict[str, torch.Tens
         raise UsageError(f"the session shows branch {missing[0]!r}, which this model does not have")
     ws = session_ws(model, state, sha)
     cam = session_camera(model, state.camera)
-    opts = session_options(state.render)
-    images = {b: out["image"][0] for b, out in render_branches(model, ws, cam, opts, branches).items()}
+    images = {}
+    for b in branches:   # each branch at the viewer's resolution for it (direct3d's scales)
+        out = render_branches(model, ws, cam, session_options(state.render, model, b), (b,))
+        images[b] = out[b]["image"][0]
     return images, warnings
 
 

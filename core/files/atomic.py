@@ -34,8 +34,9 @@ def check_not_inputs(outputs: Iterable[str | os.PathLike],
                      folder: str | os.PathLike | None = None) -> None:
     """Refuse before any work when an output file would overwrite an input (paths compared after resolving links
     and ``..``; hard links count), or when ``folder`` -- an output folder that is replaced or cleaned as a whole --
-    holds an input. ``inputs`` maps the option that named each input (``"--network"``) to its path, or a list of paths
-    (``--image A --image B``); None: not given. The one rule every writer follows: outputs never overwrite an input (docs/safety.md)."""
+    holds an input. ``inputs`` maps the option that named each input (``"--network"``) to its path (None: not
+    given; a list: a repeatable option). The one rule every writer follows: outputs never overwrite an input
+    (docs/safety.md)."""
     given = [(opt, Path(p)) for opt, ps in inputs.items()
              for p in (ps if isinstance(ps, (list, tuple)) else [ps]) if p is not None and str(p) != ""]
     for out in map(Path, outputs):

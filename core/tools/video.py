@@ -8,7 +8,11 @@ Camera paths (F frames, f = 0..F-1, angles as offsets from the frontal view yaw 
 * ``orbit360``: yaw = c_yaw + 2 pi f / F at pitch c_pitch (a full circle around the pivot);
 * ``interp``: the turntable camera while the latent of each grid cell moves through its keyframes (one per seed)
   by cubic interpolation that wraps around, so the video loops (EG3D: ``interp1d(kind='cubic')`` over keyframes
-  tiled with wraps = 2).
+  tiled with wraps = 2);
+* ``sweep``: an edit sweep: each cell's latent moved along ``sweep.direction`` by x = -s cos(2 pi f / F) sigma
+  (s = ``sweep.strength``: from -s to +s and back, so the video loops; ``core.tools.edit``), seen from the turntable
+  camera with ``sweep_orbit``, else from the fixed centre camera; the panels are labelled with the strength;
+* ``before_after``: two latents (before, after an edit) side by side, labelled, from the turntable camera.
 
 Latents: ws of each seed from the frontal conditioning camera (``Model.ws_from_seed``), or given ``latents``
 (e.g. an inversion's ``latent.npy``). Cells fill a grid; with ``branch="all"`` every cell shows each branch of the
@@ -41,12 +45,13 @@ from ..files.atomic import atomic_output
 from ..files.image_io import to_uint8
 from ..model import Model
 from ..triplane import RenderOptions
+from .edit.apply import Edit, apply_edits
 from .progress import CancelFlag, ProgressFn, check_cancel, report
 
 __all__ = ["VideoError", "VideoSpec", "VideoInfo", "VideoPlan", "plan_video", "frame_offsets", "render_frame",
-           "render_video", "label_panel", "MODES", "OUTPUTS", "FORMATS"]
+           "render_video", "label_panel", "panel_label", "sweep_strength", "MODES", "OUTPUTS", "FORMATS"]
 
-MODES = ("turntable", "orbit360", "interp")
+MODES = ("turntable", "orbit360", "interp", "sweep", "before_after")
 OUTPUTS = ("image", "depth", "raw")
 FORMATS = (".mp4", ".gif")
 MACRO_BLOCK = 16
@@ -84,6 +89,8 @@ class VideoSpec:
     radius: float | None = None                   # camera distance (default: the model's avg_camera_radius)
     labels: bool | None = None                    # branch names on the panels (default: with branch="all")
     quality: int = 8                              # MP4 quality 0..10 (imageio-ffmpeg's scale)
+    sweep: Edit | None = None                     # sweep: the direction and the largest strength s (sigma)
+    sweep_orbit: bool = False                     # sweep: turntable camera (else the fixed centre camera)
 
 
 @dataclass
@@ -115,6 +122,9 @@ class VideoPlan:
 
     def cell_latents(self, f: int) -> list[Tensor | None]:
         """ws [1, num_ws, w_dim] of every cell at frame f (None for empty cells)."""
+        if self.spec.mode == "sweep":
+            edit = (Edit(self.spec.sweep.direction, sweep_strength(self.spec, f)),)
+            return [None if kf is None else apply_edits(kf, edit) for kf in self.keyframes]
         if self.spec.mode != "interp":
             return list(self.keyframes)
         t = f * self.keyframes[0].shape[0] / self.spec.frames            # keyframe position in [0, K)
@@ -164,7 +174,19 @@ def plan_video(model: Model, spec: VideoSpec) -> VideoPlan:
         sources = [model.ws_from_seed(s, spec.truncation_psi, spec.truncation_cutoff) for s in spec.seeds]
 
     n = len(sources)
-    if spec.grid is not None:
+    if spec.mode == "sweep":
+        _check(spec.sweep is not None, "an edit sweep needs a direction and a strength")
+        _check(spec.sweep.strength > 0, f"the sweep strength must be positive, got {spec.sweep.strength}")
+        d = spec.sweep.direction
+        _check(d.w_dim == model.w_dim and d.layers[1] <= model.num_ws,
+               f"direction {d.name or d.method!r} (w_dim {d.w_dim}, layers {d.layers[0]}:{d.layers[1]}) does not "
+               "fit this model")
+    if spec.mode == "before_after":
+        _check(n == 2, f"before/after takes two latents (before, after), got {n}")
+        _check(spec.grid in (None, (2, 1)), "before/after is a 2x1 grid")
+    if spec.mode == "before_after":
+        cols, rows = 2, 1
+    elif spec.grid is not None:
         cols, rows = spec.grid
         _check(cols >= 1 and rows >= 1 and cols * rows <= 256, f"bad grid {cols}x{rows}")
     elif spec.mode == "interp":
@@ -183,7 +205,8 @@ def plan_video(model: Model, spec: VideoSpec) -> VideoPlan:
     opts = RenderOptions(resolution=spec.nrr, deterministic=spec.deterministic,
                          depth_resolution=spec.samples[0] if spec.samples else None,
                          depth_resolution_importance=spec.samples[1] if spec.samples else None)
-    labels = spec.labels if spec.labels is not None else spec.branch == "all"
+    labels = spec.labels if spec.labels is not None else spec.branch == "all" or spec.mode in ("sweep",
+                                                                                              "before_after")
     plan = VideoPlan(spec, branches, keyframes, cols, rows, opts, labels)
     if spec.mode == "interp":
         plan._interp = [_cubic_loop(kf) for kf in keyframes]
@@ -205,9 +228,16 @@ def _cubic_loop(keyframes: Tensor):
     return lambda t: torch.from_numpy(fn(t)).float()[None].to(keyframes.device)
 
 
+def sweep_strength(spec: VideoSpec, f: int) -> float:
+    """The sweep's strength (sigma) at frame f: -s at the first frame, +s halfway, back towards -s."""
+    return -spec.sweep.strength * math.cos(2 * math.pi * f / spec.frames)
+
+
 def frame_offsets(spec: VideoSpec, f: int) -> tuple[float, float]:
     """(yaw, pitch) offsets from the frontal view of frame f."""
     a = 2 * math.pi * f / spec.frames
+    if spec.mode == "sweep" and not spec.sweep_orbit:
+        return spec.center_yaw, spec.center_pitch
     if spec.mode == "orbit360":
         return spec.center_yaw + a, spec.center_pitch
     return spec.center_yaw + spec.yaw_range * math.sin(a), spec.center_pitch + spec.pitch_range * math.cos(a)
@@ -297,10 +327,22 @@ def render_frame(model: Model, plan: VideoPlan, f: int) -> np.ndarray:
                 else:
                     p = _resize(p, size, spec.output)
                     if plan.labels:
-                        p = label_panel(p, branch)
+                        p = label_panel(p, panel_label(plan, i, branch, f))
                 row.append(p)
         rows.append(np.concatenate(row, axis=1))
     return np.ascontiguousarray(np.concatenate(rows, axis=0))
+
+
+def panel_label(plan: VideoPlan, cell: int, branch: str, f: int) -> str:
+    """The text on a panel: the branch (with several), 'before' / 'after', or the sweep's direction and strength."""
+    spec = plan.spec
+    parts = [branch] if len(plan.branches) > 1 or spec.mode not in ("sweep", "before_after") else []
+    if spec.mode == "before_after":
+        parts.insert(0, ("before", "after")[cell])
+    elif spec.mode == "sweep":
+        d = spec.sweep.direction
+        parts.insert(0, f"{d.name or d.method} {sweep_strength(spec, f):+.1f} sigma")
+    return " ".join(parts)
 
 
 def _pad(frame: np.ndarray, multiple: int) -> np.ndarray:

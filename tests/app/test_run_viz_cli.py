@@ -90,3 +90,19 @@ def test_without_pkl_and_without_a_bundled_model(tmp_path, monkeypatch, capsys):
     assert app_main.default_model() == tmp_path / "a.pkl"
     (tmp_path / "default.pkl").write_bytes(b"")
     assert app_main.default_model() == tmp_path / "default.pkl"
+
+
+def test_session_flag_with_a_corrupt_or_orphan_session_prints_one_line(tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text('{"format": "trident-session", "version": 1, "model": {"path"')
+    assert app_main.main(["--session", str(corrupt), "--screenshot", str(tmp_path / "x.png")]) == app_main.EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: session file") and "not valid JSON" in err and len(err.splitlines()) == 1
+    orphan = tmp_path / "orphan.json"   # a valid session whose model file is gone
+    from core.tools.edit.session import Session, save_session
+    save_session(orphan, Session(str(tmp_path / "gone.pkl"), "0" * 64))
+    assert app_main.main(["--session", str(orphan), "--screenshot", str(tmp_path / "y.png")]) == app_main.EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: session orphan.json: its model {tmp_path / 'gone.pkl'} is not there; give the model "
+                   "with --pkl")
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from core.__main__ import main
+from core.defaults import TRUNCATION_CUTOFF, TRUNCATION_PSI
 from core.files.image_io import to_uint8
 from core.model import load_model
 from core.tools.edit.apply import Edit
@@ -52,7 +53,7 @@ def test_edit_grid_rows_seeds_columns_strengths_per_branch(files, sefa_file, tmp
     side, title, label, gap = 16, 14, 40, 4      # 16 px renders (--nrr; no SR): the layout's minimum strips
     assert grid.shape == (2 * title + 2 * side, 2 * (label + 2 * side) + gap, 3)
     model = load_model(net)
-    ws = model.ws_from_seed(1)
+    ws = model.ws_from_seed(1, TRUNCATION_PSI, TRUNCATION_CUTOFF)   # the edit command's default truncation
     with torch.no_grad():   # Model.render without tri-planes: the grid reuses one backbone run per latent
         plain = to_uint8(model.render("direct3d", ws, model.camera_label(), RenderOptions(resolution=16),
                                       generator=torch.Generator().manual_seed(0))["image"][0])

@@ -57,7 +57,7 @@ from .json_doc import DocReader, array_doc, read_doc
 
 __all__ = ["FORMAT", "SessionFileError", "SessionLatent", "SessionCamera", "SessionRender", "EditState", "Session",
            "save_session", "load_session", "open_session", "latent_ws", "mixed_seed_ws", "session_ws",
-           "session_camera", "session_options", "render_branches"]
+           "session_camera", "session_options", "branch_resolution", "render_branches"]
 
 FORMAT = "trident-session"
 VERSION = 1
@@ -191,10 +191,22 @@ def render_branches(model: Model, ws: Tensor, c: Tensor, opts: RenderOptions, br
     return out
 
 
-def session_options(render: SessionRender) -> RenderOptions:
-    return RenderOptions(resolution=render.resolution, depth_resolution=render.depth_samples,
+def session_options(render: SessionRender, model: Model | None = None, branch: str = "sr2d") -> RenderOptions:
+    """The render options of ``branch`` (with ``model``: a set resolution scaled for direct3d as the viewer
+    does, :func:`branch_resolution`)."""
+    res = render.resolution if model is None else branch_resolution(model, render.resolution, branch)
+    return RenderOptions(resolution=res, depth_resolution=render.depth_samples,
                          depth_resolution_importance=render.importance_samples,
                          deterministic=render.deterministic, noise_mode=render.noise_mode)
+
+
+def branch_resolution(model: Model, resolution: int | None, branch: str) -> int | None:
+    """The viewer's (and a session's) resolution is sr2d's neural rendering resolution; direct3d, which renders its
+    output directly, takes its output resolution scaled by the same factor (so "half resolution" halves every
+    branch)."""
+    if branch == "direct3d" and resolution is not None:
+        return max(16, round(model.img_resolution * resolution / model.G.cfg.neural_rendering_resolution))
+    return resolution
 
 
 # -- writing -----------------------------------------------------------------------------------------------
