@@ -157,7 +157,7 @@ def test_inflating_record_refused_from_the_directory(tmp_path):
     ({}, {"box_warp": 0.0}, "rendering.box_warp=0.0 must be positive"),
     ({}, {"depth_resolution_importance": -4}, "rendering.depth_resolution_importance=-4"),
     ({}, {"ray_start": 3.0, "ray_end": 2.0}, "ray_end"),
-    ({}, {"avg_camera_radius": float("nan")}, "avg_camera_radius=nan is not a finite number"),
+    ({}, {"avg_camera_radius": float("nan")}, "avg_camera_radius: expected a finite number, got nan"),
 ])
 def test_unrenderable_settings_refused_at_load(tmp_path, generator, rendering, needle):
     refused(write_trident(tmp_path / "m.pt", trident_payload(generator=generator, rendering=rendering)), needle)
