@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -46,14 +45,13 @@ def run_limited(args: list[str], *, cwd: Path, mem_mb: int = MEM_CAP_MB, timeout
     full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.setdefault("OMP_NUM_THREADS", "1")
     full_env.update(env or {})
-    limit = int(mem_mb) << 20
+    import tempfile
 
-    def cap():  # runs in the child before exec
-        os.setsid()
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
+    fd, peak_file = tempfile.mkstemp(prefix="trident_peak_")
+    os.close(fd)
     argv = (sys.executable, *map(str, args))
-    p = subprocess.Popen(argv, cwd=cwd, env=full_env, preexec_fn=cap, text=True,
+    wrapper = (sys.executable, str(Path(__file__).with_name("spawn_measured.py")), peak_file, str(int(mem_mb)))
+    p = subprocess.Popen(wrapper + argv, cwd=cwd, env=full_env, start_new_session=True, text=True,
                          stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     chunks: dict[str, str] = {}
@@ -79,14 +77,19 @@ def run_limited(args: list[str], *, cwd: Path, mem_mb: int = MEM_CAP_MB, timeout
     timer = threading.Timer(timeout_s, kill)
     timer.start()
     try:
-        _, status, usage = os.wait4(p.pid, 0)  # per-child rusage: the peak of this command only
+        p.wait()
     finally:
         timer.cancel()
-    p.returncode = os.waitstatus_to_exitcode(status)
     for t in readers:
         t.join(10)
+    try:
+        peak_kb = float(Path(peak_file).read_text() or 0)   # the command's own peak (spawn_measured.py)
+    except (OSError, ValueError):
+        peak_kb = 0.0                                         # the wrapper was killed (time limit)
+    finally:
+        os.unlink(peak_file)
     return Outcome(argv=argv[1:], returncode=p.returncode, stdout=chunks.get("out", ""),
-                   stderr=chunks.get("err", ""), peak_mb=usage.ru_maxrss / 1024, timed_out=timed_out.is_set())
+                   stderr=chunks.get("err", ""), peak_mb=peak_kb / 1024, timed_out=timed_out.is_set())
 
 
 def assert_refused(out: Outcome, *, mentions: str | None = None, peak_limit_mb: float = PEAK_LIMIT_MB) -> str:

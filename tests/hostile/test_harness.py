@@ -43,3 +43,12 @@ def test_tree_state_sees_new_and_changed(tmp_path):
     (tmp_path / "b").write_text("3")
     after = tree_state(tmp_path)
     assert new_files(before, after) == {"b"} and changed_files(before, after) == {"a"}
+
+
+def test_peak_is_the_commands_own_not_the_test_process(tmp_path):
+    """A child forked straight from a large test process would report that process's resident set as its peak."""
+    ballast = bytearray(1200 << 20)
+    ballast[::4096] = b"x" * len(ballast[::4096])       # resident in this (the test) process
+    out = run_limited(["-c", "import sys; sys.exit(0)"], cwd=tmp_path)
+    assert out.returncode == 0 and out.peak_mb < 200, out.describe()
+    del ballast
