@@ -5,6 +5,7 @@ like :mod:`app.model_backend`, are the only app code that touches torch.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +20,14 @@ from .requests import LatentSpec
 from .tasks import Task
 
 
+CAMERA_VALUE = re.compile(r"(yaw|pitch)_deg\d+")   # per-photo cameras in an inversion's progress (not in its text)
+
+
 def _hooks(task: Task):
     """(progress, cancel) callbacks for core's APIs, reporting into ``task``."""
     def progress(p) -> None:
-        values = " ".join(f"{k} {v:.3g}" for k, v in getattr(p, "values", {}).items())
+        task.values = dict(getattr(p, "values", {}))     # all of them (e.g. the cameras being optimised)
+        values = " ".join(f"{k} {v:.3g}" for k, v in task.values.items() if not CAMERA_VALUE.fullmatch(k))
         task.report(p.fraction, f"{p.stage} {p.done}/{p.total}" + (f" | {values}" if values else ""), p.preview)
     return progress, (lambda: task.cancelled)
 
@@ -132,10 +137,17 @@ def align_photo(path: str, face: int | str, task: Task) -> PhotoAlignment:
 
 
 @dataclass
-class InversionJob:
+class JobPhoto:
+    """One photo of an inversion: its crop and its starting camera."""
     photo: np.ndarray                    # [S, S, 3] uint8, already cropped (the manual crop or the EG3D crop)
     yaw: float = 0.0                     # camera guess (radians from frontal)
     pitch: float = 0.0
+    label: np.ndarray | None = None      # an aligned photo's estimated camera (25 floats; yaw / pitch start there)
+
+
+@dataclass
+class InversionJob:
+    photos: tuple[JobPhoto, ...] = ()    # several photos of one person: one latent, one camera per photo
     fov_deg: float = DEFAULT_FOV_DEG
     space: str = "w+"
     steps: int = INVERT_STEPS
@@ -145,38 +157,61 @@ class InversionJob:
     branch: str = "sr2d"
     resolution: int | None = None        # neural rendering resolution while optimising (default: the model's)
     samples: tuple[int, int] | None = None
-    label: np.ndarray | None = None      # an aligned photo's estimated camera (25 floats): replaces yaw / pitch
     fast_steps: int = 0                  # steps through the student first (0: none)
 
 
 @dataclass
 class InversionOutcome:
     ws: np.ndarray                       # [num_ws, w_dim]
-    yaw: float
-    pitch: float
-    radius: float
-    fov_deg: float
+    cameras: list[tuple[float, float, float, float]]   # per photo: (yaw, pitch, radius, fov_deg) as orbit offsets
     psnr: float
     result: object                       # core.tools.inversion.InversionResult (its ``tuned`` model with PTI)
 
+    def camera(self, i: int = 0) -> tuple[float, float, float, float]:
+        return self.cameras[i]
+
+    @property
+    def yaw(self) -> float:              # the first photo's camera
+        return self.cameras[0][0]
+
+    @property
+    def pitch(self) -> float:
+        return self.cameras[0][1]
+
+    @property
+    def psnrs(self) -> list[float]:
+        """Per photo, of the latent through the original generator (dB)."""
+        return list(self.result.psnrs)
+
 
 def invert(backend: ModelBackend, job: InversionJob, task: Task) -> InversionOutcome:
+    """One latent for all of ``job.photos`` (``core.tools.inversion.invert`` with N targets and N cameras)."""
+    import torch
+
     from core.cameras import focal_to_fov
     from core.files.image_io import photo_to_tensor
     from core.tools.inversion import InversionSpec, aligned_start, invert as core_invert, orbit_from_label
+    if not job.photos:
+        raise ValueError("no photo to invert")
     progress, cancel = _hooks(task)
     m = backend.model
     spec = InversionSpec(space=job.space, steps=job.steps, loss=job.loss, pti_steps=job.pti_steps,
                          optimize_camera=job.optimize_camera, branch=job.branch, nrr=job.resolution,
                          samples=job.samples, fast_steps=job.fast_steps)
-    if job.label is not None:
-        target, camera = aligned_start(m, job.photo, job.label, job.fov_deg)
-    else:
-        camera = m.camera_label(job.yaw, job.pitch, fov_deg=job.fov_deg)
-        target = photo_to_tensor(np.array(job.photo), m.device)  # a writable copy for torch
-    result = core_invert(m, target, camera, spec, progress=progress, cancel=cancel)
-    yaw, pitch, radius, focal = orbit_from_label(result.camera)
-    return InversionOutcome(result.ws[0].detach().cpu().numpy(), yaw, pitch, radius, focal_to_fov(focal),
+    targets, cameras = [], []
+    for p in job.photos:
+        if p.label is not None:   # the EG3D crop resized as ``core invert`` does
+            target, _ = aligned_start(m, p.photo, p.label, job.fov_deg)
+        else:
+            target = photo_to_tensor(np.array(p.photo), m.device)  # a writable copy for torch
+        targets.append(target)    # the camera: the estimate's orbit offsets as aligned_start reads them, or as set
+        cameras.append(m.camera_label(p.yaw, p.pitch, fov_deg=job.fov_deg))
+    result = core_invert(m, torch.cat(targets), torch.cat(cameras), spec, progress=progress, cancel=cancel)
+    orbits = []
+    for label in result.camera:
+        yaw, pitch, radius, focal = orbit_from_label(label)
+        orbits.append((yaw, pitch, radius, focal_to_fov(focal)))
+    return InversionOutcome(result.ws[0].detach().cpu().numpy(), orbits,
                             result.tuned_psnr if result.tuned_psnr is not None else result.psnr, result)
 
 
@@ -186,10 +221,11 @@ def save_inversion(backend: ModelBackend, outcome: InversionOutcome, outdir: str
     return core_save(outcome.result, backend.model, outdir, video_frames=0, progress=progress, cancel=cancel)
 
 
-def paste_back(aligned: PhotoAlignment, outcome: InversionOutcome) -> np.ndarray:
-    """The inversion's re-rendered face put back where the crop came from in the photo.  # [H, W, 3] uint8"""
+def paste_back(aligned: PhotoAlignment, outcome: InversionOutcome, index: int = 0) -> np.ndarray:
+    """The inversion's re-rendered face of photo ``index`` put back where its crop came from in the photo.
+    # [H, W, 3] uint8"""
     from core.files.image_io import to_uint8
     from core.tools.photo.crop import paste_back as core_paste
     result = outcome.result
     image = result.tuned_image if result.tuned_image is not None else result.image
-    return core_paste(aligned.photo, to_uint8(image[0]), aligned.alignment.transform)
+    return core_paste(aligned.photo, to_uint8(image[index]), aligned.alignment.transform)

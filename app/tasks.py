@@ -23,6 +23,7 @@ class Task:
         self.result: Any = None
         self.error: str | None = None
         self.preview: Any = None               # optional intermediate output (e.g. an inversion preview image)
+        self.values: dict[str, float] = {}     # the last progress report's numbers (e.g. loss, cameras)
         self.started = time.monotonic()
         self.elapsed = 0.0
         self._cancel = threading.Event()

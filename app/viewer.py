@@ -116,8 +116,9 @@ class Viewer:
         self.undo = UndoTracker()
         self.tasks: list[Task] = []
         self.session_widget = SessionWidget(self)
+        self.inversion_widget = InversionWidget(self)
         self.widgets = [ModelWidget(self), HistoryWidget(self), LatentWidget(self), EditWidget(self),
-                        CameraWidget(self), RenderWidget(self), InversionWidget(self), MeshWidget(self),
+                        CameraWidget(self), RenderWidget(self), self.inversion_widget, MeshWidget(self),
                         CompareWidget(self), ExportWidget(self), self.session_widget, PerfWidget(self),
                         HelpWidget(self)]
         self._held: dict[int, dict[str, BranchResult]] = {}   # lock-step: results waiting for their siblings
@@ -422,10 +423,10 @@ class Viewer:
         self._animate(dt)
         self.window.begin_frame()
         if self.window.dropped_paths:
-            dropped = self.window.dropped_paths.pop()
-            self.window.dropped_paths.clear()
-            if not self.session_widget.open_dropped(dropped):   # sessions and latents; anything else is a model
-                self.open_model(dropped)
+            dropped, self.window.dropped_paths[:] = list(self.window.dropped_paths), []
+            others = self.inversion_widget.take_dropped(dropped)   # photos go to the Inversion panel
+            if others and not self.session_widget.open_dropped(others[-1]):  # sessions, latents; else a model
+                self.open_model(others[-1])
         w, h = imgui.get_io().display_size  # layout in window coordinates (framebuffer pixels differ on HiDPI)
         panel = min(w * 0.45, imgui.get_font_size() * PANEL_WIDTH_EM)
         self._draw_controls(panel, h)

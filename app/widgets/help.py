@@ -25,7 +25,8 @@ class HelpWidget:
             imgui.end_table()
         imgui.separator_text("Mouse")
         imgui.text_colored(DIM_COLOR, "drag in a pane: orbit; wheel: zoom (the ray interval follows the camera); "
-                           "drop a model file, a saved session or a latent on the window to open it")
+                           "drop a model file, a saved session or a latent on the window to open it; drop photos (png, jpg, "
+                           "webp, bmp, tif, gif) to invert them in the Inversion panel")
         imgui.separator_text("Files")
         imgui.text_colored(DIM_COLOR, f"screenshots, videos, meshes and inversions go below {self.viewer.outdir} "
                            "(Model panel, or run_viz.py --outdir)")

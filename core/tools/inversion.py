@@ -266,6 +266,12 @@ class _Cameras:
             self.params += [torch.tensor(yaw0, device=labels.device, requires_grad=True),
                             torch.tensor(pitch0, device=labels.device, requires_grad=True)]
 
+    def degrees(self) -> dict[str, float]:
+        """The optimised cameras as orbit offsets in degrees (``yaw_deg0``, ``pitch_deg0``, ... per photo; empty when
+        the cameras are fixed), for progress reports."""
+        return {f"{k}_deg{i // 2}": math.degrees(float(p.detach())) for i, (k, p) in
+                enumerate(zip(("yaw", "pitch") * len(self.orbits), self.params))}
+
     def __call__(self) -> Tensor:
         if not self.orbits:
             return self.labels
@@ -321,7 +327,7 @@ def _optimise(model: Model, branch: str, stage: str, steps: int, w_opt: Tensor, 
         history.append(rec)
         show = spec.preview_every > 0 and ((step + 1) % spec.preview_every == 0 or step + 1 == steps)
         report(progress, stage, step + 1, steps, _preview(image) if show else None,
-               **{k: v for k, v in rec.items() if k in ("loss", "psnr", "lpips")})
+               **{k: v for k, v in rec.items() if k in ("loss", "psnr", "lpips")}, **cameras.degrees())
     return image
 
 

@@ -44,8 +44,8 @@ def test_cli_and_app_share_the_defaults():
     assert s.trunc_cutoff == app.latent.cutoff == D.TRUNCATION_CUTOFF
     assert s.deterministic is app.render.deterministic is (not v.stochastic) is D.DETERMINISTIC
     w = InversionWidget(None)
-    assert inv.steps == w.steps == InversionJob(photo=None).steps == D.INVERT_STEPS
-    assert inv.loss == ("lpips" if w.lpips else "mse") == InversionJob(photo=None).loss == D.INVERT_LOSS == "mse"
+    assert inv.steps == w.steps == InversionJob().steps == D.INVERT_STEPS
+    assert inv.loss == ("lpips" if w.lpips else "mse") == InversionJob().loss == D.INVERT_LOSS == "mse"
     assert inv.pti_steps == w.pti_steps == D.PTI_STEPS
     assert mesh.res == MeshWidget(None).resolution == MeshJob(latent=None).resolution == D.MESH_GRID
     assert mesh.level == MeshWidget(None).level == build_parser().parse_args([]).mesh_level == D.MESH_LEVEL
