@@ -87,6 +87,7 @@ class InversionWidget:
         self.load_task: Task | None = None                      # the last one started
         self.fast = True               # first stage through the student, when the model has one
         self.fast_steps = 100
+        self._jump_after_load: str | None = None
 
     # -- the selected photo -----------------------------------------------------------------------------------
     @property
@@ -173,7 +174,7 @@ class InversionWidget:
         for path in photos:
             self.add(path)
         if photos:
-            self.viewer.jump_to = "Inversion"
+            self.viewer.jump_to = self._jump_after_load = "Inversion"   # and again once read (the panel grew)
         return [p for p in paths if not is_photo(p)]
 
     def _loaded(self, task: Task, replace: PhotoEntry | None) -> None:
@@ -286,6 +287,8 @@ class InversionWidget:
                 self._loaded(task, replace)
             else:
                 self.photo_error = f"{os.path.basename(task.path)}: {task.error}"
+            if not self.loads and self._jump_after_load:
+                self.viewer.jump_to, self._jump_after_load = self._jump_after_load, None
         t = self.task
         if t is not None and t.done and t.result is not None and t.result is not self._applied:
             self._applied = t.result
@@ -299,7 +302,7 @@ class InversionWidget:
 
     def _camera_line(self, yaw: float, pitch: float, text: str, tip: str) -> None:
         """A head-pose gizmo with the camera's yaw / pitch in degrees beside it."""
-        size = imgui.get_font_size() * 3.2
+        size = imgui.get_font_size() * 4
         draw_head_gizmo(yaw, pitch, size, tip)
         imgui.same_line()
         imgui.begin_group()
