@@ -423,7 +423,8 @@ class Viewer:
         self._animate(dt)
         self.window.begin_frame()
         if self.window.dropped_paths:
-            dropped, self.window.dropped_paths[:] = list(self.window.dropped_paths), []
+            dropped = list(self.window.dropped_paths)
+            self.window.dropped_paths.clear()
             others = self.inversion_widget.take_dropped(dropped)   # photos go to the Inversion panel
             if others and not self.session_widget.open_dropped(others[-1]):  # sessions, latents; else a model
                 self.open_model(others[-1])

@@ -83,7 +83,8 @@ class InversionWidget:
         self.save_task: Task | None = None
         self.expand = False
         self.manual = False            # True: no face detection, the crop box below
-        self.loads: list[tuple[Task, PhotoEntry | None]] = []   # photos being read: (task, the entry it replaces)
+        self.loads: list[tuple[Task, str, PhotoEntry | None]] = []   # photos being read: (task, path, the entry
+        #                                                                it replaces, None: appended)
         self.load_task: Task | None = None                      # the last one started
         self.fast = True               # first stage through the student, when the model has one
         self.fast_steps = 100
@@ -138,8 +139,7 @@ class InversionWidget:
             task = v.start_task("photo", lambda t: load_photo(path, size, box))
         else:
             task = v.start_task("photo", lambda t: align_photo(path, face, t))
-        task.path = path
-        self.loads.append((task, replace))
+        self.loads.append((task, path, replace))
         self.load_task = task
         return task
 
@@ -177,13 +177,12 @@ class InversionWidget:
             self.viewer.jump_to = self._jump_after_load = "Inversion"   # and again once read (the panel grew)
         return [p for p in paths if not is_photo(p)]
 
-    def _loaded(self, task: Task, replace: PhotoEntry | None) -> None:
-        result = task.result
+    def _loaded(self, path: str, result, replace: PhotoEntry | None) -> None:
         if isinstance(result, np.ndarray):                 # manual crop: the camera guess is kept
             old = replace if replace in self.photos else None
-            e = PhotoEntry(task.path, result, None, old.yaw if old else 0.0, old.pitch if old else 0.0)
+            e = PhotoEntry(path, result, None, old.yaw if old else 0.0, old.pitch if old else 0.0)
         else:
-            e = PhotoEntry(result.path, result.alignment.crop, result, result.yaw, result.pitch)
+            e = PhotoEntry(path, result.alignment.crop, result, result.yaw, result.pitch)
             self.optimize_camera = True                     # the estimate is a start (pitch reads high on photos)
             e.overlay_tex = Texture(nearest=False)
             e.overlay_tex.upload(np.ascontiguousarray(result.overlay))
@@ -282,11 +281,11 @@ class InversionWidget:
             for path in picked or ():
                 self.add(path)
         while self.loads and self.loads[0][0].done:       # in the order they were asked for: the list's order
-            task, replace = self.loads.pop(0)
+            task, path, replace = self.loads.pop(0)
             if task.result is not None:
-                self._loaded(task, replace)
+                self._loaded(path, task.result, replace)
             else:
-                self.photo_error = f"{os.path.basename(task.path)}: {task.error}"
+                self.photo_error = f"{os.path.basename(path)}: {task.error}"
             if not self.loads and self._jump_after_load:
                 self.viewer.jump_to, self._jump_after_load = self._jump_after_load, None
         t = self.task
@@ -366,7 +365,7 @@ class InversionWidget:
             if changed and self.current is not None:
                 self.load(self.current.path)
             imgui.text_colored(DIM_COLOR, "size 0 = centred square; the crop is resized to the model's size")
-        for task, _ in self.loads:
+        for task, _, _ in self.loads:
             v.task_status(task)
         if self.photo_error:
             imgui.push_text_wrap_pos(0.0)
