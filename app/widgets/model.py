@@ -143,5 +143,5 @@ class ModelWidget:
                     self.path_text = path
                     v.open_model(path)
             imgui.end_combo()
-        imgui.text_colored(DIM_COLOR, "or drop a model, session or latent file on the window (photos go to the Inversion panel)")
+        imgui.text_colored(DIM_COLOR, "or drop a model, session, latent or photo on the window")
         _, v.outdir = imgui.input_text("Output folder", v.outdir)
