@@ -371,8 +371,9 @@ class InversionWidget:
             imgui.push_text_wrap_pos(0.0)
             imgui.text_colored(ERROR_COLOR, self.photo_error)
             imgui.pop_text_wrap_pos()
-        if len(self.photos) > 1:
-            imgui.separator_text(f"{len(self.photos)} photos of one person")
+        if self.photos:
+            n = len(self.photos)
+            imgui.separator_text("1 photo" if n == 1 else f"{n} photos of one person")
             self._photo_list()
         e = self.current
         a = e.aligned if e is not None else None
@@ -385,8 +386,15 @@ class InversionWidget:
             changed, k = imgui.combo("Face", al.index, names)
             if changed and k != al.index:
                 self.load(a.path, face=k)
-            self._camera_line(a.yaw, a.pitch, "estimated camera", self.GIZMO_TIP)
+            moved = max(abs(e.yaw - a.yaw), abs(e.pitch - a.pitch)) > 1e-4    # the sliders hold float32
+            self._camera_line(e.yaw, e.pitch, "starting camera (set below)" if moved else "estimated camera",
+                              self.GIZMO_TIP)
+            if moved:
+                imgui.text_colored(DIM_COLOR, f"estimate: yaw {math.degrees(a.yaw):.1f}, pitch "
+                                              f"{math.degrees(a.pitch):.1f} deg")
             imgui.text_colored(DIM_COLOR, "green: chosen face, yellow: crop")
+        elif e is not None:
+            self._camera_line(e.yaw, e.pitch, "camera guess (set below)", self.GIZMO_TIP)
         t = self.task
         n_prev = max(1, len(self.inverted)) if t is not None else 1
         side = min(imgui.get_content_region_avail().x / (1 + n_prev) - 4, imgui.get_font_size() * 9)
