@@ -212,8 +212,8 @@ class InversionWidget:
         from ..jobs import InversionJob, JobPhoto, invert
         v = self.viewer
         backend = v.model_backend()
-        if backend is None or not self.photos or (self.task is not None and self.task.running):
-            return None
+        if backend is None or not self.photos or self.loads or (self.task is not None and self.task.running):
+            return None            # (photos still being read would be left out)
         r = v.state.render  # optimise at the viewer's render settings (fast enough on a CPU at low resolution)
         samples = (r.depth_samples or v.info.depth_samples, r.importance_samples or v.info.importance_samples)
         photos = tuple(JobPhoto(e.photo, e.yaw, e.pitch, e.aligned.alignment.label if e.aligned is not None else None)
@@ -428,7 +428,7 @@ class InversionWidget:
             _, self.fast = imgui.checkbox("Fast stage through the student first", self.fast)
             if self.fast:
                 _, self.fast_steps = imgui.slider_int("Fast steps", self.fast_steps, 10, 1000)
-        imgui.begin_disabled(not self.photos or (t is not None and t.running))
+        imgui.begin_disabled(not self.photos or bool(self.loads) or (t is not None and t.running))
         n = len(self.photos)
         if imgui.button("Invert" if n <= 1 else f"Invert {n} photos (one latent)"):
             self.start()
