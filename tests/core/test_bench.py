@@ -99,6 +99,9 @@ def test_precision_rows_on_the_device(tmp_path, device):
     assert all(r["gflop_per_image"] > 0 and r["gflop_per_s"] > 0 for r in data["rows"])
     peak = data["machine_peak_gflop_per_s"]
     assert peak["fp32"]["conv3x3"] > 0 and peak["bf16"]["matmul"] > 0
+    for r in data["rows"]:  # the floor: the row's FLOPs at its precision's best probed rate
+        best = max(peak[r["precision"]].values())
+        assert r["floor_ms_per_image"] == pytest.approx(r["gflop_per_image"] / best * 1000, rel=1e-9)
     assert data["settings"]["precision"] == ["fp32", half] and data["environment"]["device"] == str(device)
 
 
@@ -175,3 +178,11 @@ def test_fixture_rows_include_direct3d_of_a_mimic3d_model(tmp_path):
     sr2d, direct3d = rows
     assert direct3d["nrr"] == direct3d["image_resolution"] == sr2d["image_resolution"] == 128
     assert direct3d["ms_per_image"] > 0 and direct3d["peak_mb"] >= 0
+
+
+def test_floor_is_flops_at_the_best_probed_rate():
+    from core.tools.bench import floor_ms
+    peak = {"fp32": {"conv3x3": 200.0, "matmul": 250.0}, "bf16": {"conv3x3": 460.0, "matmul": 430.0}}
+    assert floor_ms(295e9, peak, "bf16") == pytest.approx(295 / 460 * 1000)
+    assert floor_ms(1e9, peak, "fp32") == pytest.approx(4.0)
+    assert floor_ms(1e9, peak, "fp16") is None  # not probed (fp16 is CUDA-only)
