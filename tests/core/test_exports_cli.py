@@ -115,7 +115,8 @@ def test_outputs_load_in_samples_video_mesh(astronaut_inversion, tmp_path, capsy
 
 def test_video_and_mesh_commands_with_seeds(net, tmp_path, capsys):
     code, err = run(["video", "--network", net, "--seeds", "0-1", "--mode", "orbit360", "--branch", "all",
-                     "--frames", "2", "--fps", "24", *FAST, "--out", str(tmp_path / "o.mp4")], capsys)
+                     "--frames", "2", "--fps", "24", *FAST, "--precision", "bf16", "--out", str(tmp_path / "o.mp4")],
+                    capsys)
     assert code == 0, err
     meta = iio2.get_reader(tmp_path / "o.mp4", "ffmpeg").get_meta_data()
     assert meta["fps"] == 24 and meta["size"] == (512, 256)   # two 128 px cells, upscaled to a 512 px long side
@@ -129,6 +130,7 @@ def test_video_and_mesh_commands_with_seeds(net, tmp_path, capsys):
     (["video", "--seeds", "0", "--out", "{tmp}/v.avi"], "must end in .mp4 or .gif"),
     (["video", "--seeds", "0", "--frames", "0", "--out", "{tmp}/v.mp4"], "--frames: 0 is not within"),
     (["video", "--seeds", "0", "--branch", "student", "--out", "{tmp}/v.mp4"], "not in this model"),
+    (["video", "--seeds", "0", "--precision", "fp16", "--device", "cpu", "--out", "{tmp}/v.mp4"], "needs a CUDA device"),
     (["video", "--latent", "{tmp}/nope.npy", "--out", "{tmp}/v.mp4"], "no such latent file"),
     (["video", "--seeds", "0", "--out", "{tmp}/file.txt/v.mp4"], "file.txt"),
     (["mesh", "--seed", "0", "--level", "10", "--res", "16", "--out", "{tmp}/m.ply"], "no surface at level 10"),
