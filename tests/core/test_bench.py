@@ -69,6 +69,7 @@ def test_quick_run_prints_table(quick):
     assert "measured peak (fp32): conv 3x3" in proc.stdout
 
 
+@pytest.mark.slow  # > 10 s on the 2-core machine under load; runs in the full suite
 def test_no_reference_in_process(tmp_path, capsys):
     require(EG3D_FIXTURE / "network.pkl")
     from core.__main__ import main
@@ -137,6 +138,7 @@ def test_missing_network_is_a_usage_error(tmp_path, capsys):
     assert err.startswith("error: ") and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow  # > 10 s on the 2-core machine under load; runs in the full suite
 def test_direct3d_rows(tmp_path, capsys, monkeypatch):
     """direct3d rows at two output resolutions; the architecture is swapped for a tiny Mimic3D one (same code path,
     the 512 model's backbone alone takes tens of seconds on a CPU)."""
@@ -162,6 +164,7 @@ def test_direct3d_rows(tmp_path, capsys, monkeypatch):
     assert "direct3d" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # > 10 s on the 2-core machine under load; runs in the full suite
 def test_fixture_rows_include_direct3d_of_a_mimic3d_model(tmp_path):
     """A Mimic3D --network gets its own direct3d row (at its output resolution) next to its sr2d row."""
     require(MIMIC3D_FIXTURE / "network.pkl")

@@ -51,6 +51,7 @@ def astronaut_inversion(net, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # > 10 s on the 2-core machine under load; runs in the full suite
 def test_invert_astronaut_writes_everything(astronaut_inversion):
     out = astronaut_inversion
     assert sorted(p.name for p in out.iterdir()) == ["camera.npy", "compare.png", "inversion.json", "latent.npy",
@@ -81,6 +82,7 @@ def test_invert_chelsea_w_space_crop_and_camera_optimisation(net, tmp_path, caps
     assert radius == pytest.approx(2.7, abs=1e-4) and focal == pytest.approx(fov_to_focal(DEFAULT_FOV_DEG), abs=1e-5)
 
 
+@pytest.mark.slow  # > 10 s on the 2-core machine under load; runs in the full suite
 def test_outputs_load_in_samples_video_mesh(astronaut_inversion, tmp_path, capsys):
     inv = astronaut_inversion
     tuned = str(inv / "network.pkl")
@@ -181,6 +183,7 @@ def test_invert_without_lpips_weights_says_so(net, tmp_path, capsys, monkeypatch
     assert not (tmp_path / "i").exists()
 
 
+@pytest.mark.slow  # > 10 s on the 2-core machine under load; runs in the full suite
 def test_invert_two_photos_aligned_one_latent_two_cameras(net, tmp_path, capsys):
     """Several photos of one person: each aligned with its own estimated camera, one latent for all."""
     photo = data.astronaut()
