@@ -12,11 +12,11 @@ from pathlib import Path
 
 from core.commands.angle_args import add_angle_args
 from core.commands.common import OneLineParser, bounded_int, finite_float
-from core.defaults import MESH_LEVEL, checked_yaw_pitch
+from core.defaults import MESH_LEVEL, PRECISION, checked_yaw_pitch
 from core.errors import TridentError
 
 from .orbit import PITCH_LIMIT, RADIUS_RANGE
-from .state import VIEWS
+from .state import VIEWER_PRECISIONS, VIEWS
 from .widgets.latent import MAX_SEED  # the seed field is a 32-bit signed int
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--session", metavar="JSON", help="reopen a session saved by the viewer (its model, latent, "
                    "camera, edits and render options; --pkl overrides its model file)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--precision", choices=VIEWER_PRECISIONS, default=PRECISION,
+                   help=f"number type of the renders (default {PRECISION}: exact); bf16 is about 2x faster for 512 px "
+                        "models on a CPU with AVX512-BF16 or AMX; auto picks bf16 where the device has it (Render panel)")
     p.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
     p.add_argument("--screenshot", metavar="PNG", help="headless capture: render, save the window as PNG, exit")
     p.add_argument("--frames", type=bounded_int("--frames", 1, 100_000), default=3,
@@ -214,6 +217,7 @@ def _run_viewer(args: argparse.Namespace, size: tuple[int, int], path: str) -> i
                     fixed_dt=1 / 60 if args.screenshot else None)
     try:
         viewer.state.render.view = args.view
+        viewer.state.render.precision = args.precision
         viewer.state.latent.seed = args.seed
         viewer.initial_camera = args.start_camera
         viewer.initial_radius = args.radius

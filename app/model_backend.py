@@ -20,6 +20,7 @@ from core.cameras import fov_to_focal
 from core.defaults import CAMERA_RANGE_DEG
 from core.files.image_io import to_uint8
 from core.model import VOLUME_BRANCHES, Model, load_model
+from core.precision import resolve as resolve_precision
 from core.tools.edit.apply import apply_edits
 from core.tools.edit.session import branch_resolution, mixed_seed_ws
 from core.triplane import RenderOptions
@@ -73,12 +74,15 @@ class ModelBackend:
         self.model = model
         self.bank = bank or LatentBank()
         r = model.G.cfg.rendering
+        auto = resolve_precision("auto", model.device)
         self.info = ModelInfo(
             name=name or os.path.basename(model.path or "model"), branches=tuple(model.branches),
             num_ws=model.num_ws, img_resolution=model.img_resolution,
             neural_resolution=model.G.cfg.neural_rendering_resolution, depth_samples=r.depth_resolution,
             importance_samples=r.depth_resolution_importance, radius=model.radius, pivot=model.pivot,
-            device=str(model.device), **camera_range(model))
+            device=str(model.device), auto_precision=auto.precision, auto_precision_reason=auto.reason,
+            **camera_range(model))
+        self.precision = "fp32"   # the number type the model computes in now (core.precision); see set_precision
         self._ws_cache = LRU(64)
         self._planes_cache = LRU(2)
         self._lock = threading.Lock()  # ws() is also called by background jobs (mesh, video)
@@ -110,6 +114,26 @@ class ModelBackend:
         return apply_edits(ws, spec.edits) if spec.edits else ws
 
     # -- rendering ------------------------------------------------------------------------------------------
+    def resolved_precision(self, requested: str) -> str:
+        """``auto`` -> this device's choice (:attr:`ModelInfo.auto_precision`); fp32 / bf16 as they are. fp16 is not
+        offered by the viewer (EG3D's half blocks only, CUDA only; ``core samples --precision fp16`` has it)."""
+        if requested == "auto":
+            return self.info.auto_precision
+        if requested not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {requested!r}")
+        return requested
+
+    def set_precision(self, requested: str) -> str:
+        """Compute in ``requested`` from now on, for renders and for the jobs that use this model (video, mesh,
+        inversion); cached tri-planes of the other precision are dropped. Returns the resolved precision."""
+        p = self.resolved_precision(requested)
+        with self._lock:
+            if p != self.precision:
+                self.model.set_precision(p)
+                self._planes_cache.clear()
+                self.precision = p
+        return p
+
     def _triplanes(self, spec: LatentSpec, ws: Tensor, noise_mode: str) -> list[Tensor]:
         """[coarse] or, with Mimic3D detail planes, [coarse, detail]; one backbone run serves every branch."""
         return self._planes_cache.get_or((spec, noise_mode), lambda: self.model.triplanes(ws, noise_mode=noise_mode))
@@ -131,12 +155,13 @@ class ModelBackend:
     def render(self, request: RenderRequest, branch: str) -> BranchResult:
         t0 = time.perf_counter()
         cam = request.camera
+        precision = self.set_precision(request.precision)
         with torch.no_grad():
             ws = self.ws(request.latent)
             c = self.model.camera_label(cam.yaw, cam.pitch, cam.radius, cam.fov_deg)
             out = self._render(branch, request.latent, ws, c, self.branch_options(request, branch))
             res = BranchResult(branch=branch, request=request, image=to_uint8(out["image"][0]),
-                               focal=fov_to_focal(cam.fov_deg))
+                               focal=fov_to_focal(cam.fov_deg), precision=precision)
             if "image_raw" in out:
                 res.raw = to_uint8(out["image_raw"][0])
             if "image_depth" in out:

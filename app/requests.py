@@ -65,6 +65,7 @@ class RenderRequest:
     importance_samples: int | None = None
     deterministic: bool = True
     branches: tuple[str, ...] = ("sr2d",)
+    precision: str = "fp32"                  # requested number type: fp32, bf16 or auto (core.precision)
 
 
 @dataclass
@@ -79,6 +80,7 @@ class BranchResult:
     depth_range: tuple[float, float] = (0.0, 1.0)
     focal: float = 4.2634                    # normalised focal length of the render camera (normals from depth)
     render_ms: float = 0.0
+    precision: str = "fp32"                  # the number type it was computed in (``auto`` resolved)
     error: str | None = None
     generation: int = 0                      # which loaded model produced it (set by the AsyncRenderer)
     stamp: int = 0                           # which submitted request (set by the AsyncRenderer)
@@ -101,12 +103,15 @@ class ModelInfo:
     has_density: bool = True                 # mesh extraction possible
     camera_range: tuple[float, float] = (0.6109, 0.2618)  # training views: +- yaw, +- pitch from frontal (radians)
     camera_range_source: str = "EG3D FFHQ range"          # where ``camera_range`` comes from (shown in the UI)
+    auto_precision: str = "fp32"                          # what precision ``auto`` means on this device ...
+    auto_precision_reason: str = "fp32"                   # ... and why (core.precision.resolve's line)
 
 
 class Backend(Protocol):
     """Renders requests; called from the render thread only."""
 
     info: ModelInfo
+    precision: str     # the number type the last render was computed in (fp32, bf16; ``auto`` resolved)
 
     def render(self, request: RenderRequest, branch: str) -> BranchResult: ...
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.conventions import DEFAULT_FOV_DEG, DEFAULT_RADIUS
-from core.defaults import DETERMINISTIC, TRUNCATION_CUTOFF, TRUNCATION_PSI
+from core.defaults import DETERMINISTIC, PRECISION, TRUNCATION_CUTOFF, TRUNCATION_PSI
 
 from .orbit import reduced_resolution
 from .requests import CameraSpec, LatentSpec, ModelInfo, RenderRequest
@@ -67,6 +67,9 @@ class CameraState:
         self.fov_deg = DEFAULT_FOV_DEG
 
 
+VIEWER_PRECISIONS = ("fp32", "bf16", "auto")  # core.precision's, less fp16 (EG3D's half blocks; CUDA, samples only)
+
+
 @dataclass
 class RenderState:
     resolution: int = 0              # neural rendering resolution; 0 = the model's
@@ -76,6 +79,7 @@ class RenderState:
     view: str = "rgb"
     adaptive: bool = True            # lower resolution while the camera moves
     lockstep: bool = False           # panes show a request only once every branch has rendered it
+    precision: str = PRECISION       # fp32 (exact), bf16 or auto (core.precision; app.model_backend)
 
 
 @dataclass
@@ -99,4 +103,4 @@ class ViewerState:
             latent=self.latent.spec(), camera=self.camera.spec(),
             resolution=None if res == info.neural_resolution else res,
             depth_samples=r.depth_samples or None, importance_samples=r.importance_samples or None,
-            deterministic=r.deterministic, branches=info.branches)
+            deterministic=r.deterministic, branches=info.branches, precision=r.precision)

@@ -56,7 +56,7 @@ class OSGDecoder(nn.Module):
     def forward(self, plane_features: Tensor) -> tuple[Tensor, Tensor]:
         """[B, 3, N, C] -> rgb/features in (-0.001, 1.001) [B, N, F], raw density [B, N, 1] (always float32: the
         volume-rendering weights and the compositing are computed from them in float32)."""
-        x = plane_features.mean(1)
+        x = rendering.mean_over_planes(plane_features)
         b, n, c = x.shape
         if self.compute_dtype is not None:
             x = x.to(self.compute_dtype)

@@ -41,7 +41,7 @@ class PerfWidget:
                           else f"{branch}: -"))
         backend = v.renderer.backend
         if v.info is not None and backend is not None:
-            lines.append((True, f"device {v.info.device} | {backend.memory()}"))
+            lines.append((True, f"device {v.info.device} | {backend.precision} | {backend.memory()}"))
         lines.append((True, f"GL {v.window.gl_renderer}"))
         self._lines = lines
 

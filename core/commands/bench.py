@@ -53,8 +53,8 @@ from ..files.checkpoint import load_snapshot
 from ..model import Model
 from ..metrics.fidelity import psnr
 from ..precision import resolve as resolve_precision
-from ..tools.bench import (SAMPLING, SEED, Case, PeakMemory, count_flops, environment, load_average, machine_peak,
-                           make_pass, measure, profile_shares, tf32)
+from ..tools.bench import (SAMPLING, SEED, Case, PeakMemory, count_flops, environment, floor_ms, load_average,
+                           machine_peak, make_pass, measure, profile_shares, tf32)
 from ..triplane import TriPlaneGenerator
 from . import bench_student
 from .common import UsageError, choice_list, fixtures_dir, int_list, resolve_device
@@ -174,14 +174,14 @@ def _fmt(v, spec: str) -> str:
 
 
 COLUMNS = ("model", "branch", "nrr", "samples", "batch", "sampling", "precision", "ms/img fast", "ms/img ref",
-           "ref/fast", "max diff", "PSNR vs fp32", "GFLOP/s", "peak MB")
+           "ref/fast", "max diff", "PSNR vs fp32", "GFLOP/s", "floor ms", "peak MB")
 
 
 def table_lines(rows: list[dict]) -> list[str]:
     cells = [[r["model"], r["branch"], str(r["nrr"]), f"{r['samples'][0]}+{r['samples'][1]}", str(r["batch"]), r["sampling"],
               r["precision"], _fmt(r["ms_per_image"], ".1f"), _fmt(r["ms_per_image_reference"], ".1f"), _fmt(r["speedup"], ".2f"),
               _fmt(r["max_abs_diff"], ".2e"), _fmt(r.get("psnr_vs_fp32"), ".1f"), _fmt(r.get("gflop_per_s"), ".0f"),
-              _fmt(r["peak_mb"], ".0f")] for r in rows]
+              _fmt(r.get("floor_ms_per_image"), ".0f"), _fmt(r["peak_mb"], ".0f")] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(COLUMNS)]
     left = {0, 1, 5, 6}
 
@@ -315,6 +315,7 @@ def run(args: argparse.Namespace) -> int:
             row["psnr_vs_fp32"] = float(psnr(image, fp32_images[key], clamp=False).min())
         row["gflop_per_image"] = flops[key] / 1e9
         row["gflop_per_s"] = flops[key] / (fast["ms_per_image"] / 1000.0) / 1e9
+        row["floor_ms_per_image"] = floor_ms(flops[key], peak, case.precision)
         if args.profile:
             G.set_precision(case.precision)
             try:
@@ -356,6 +357,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"profile {r['model']} {r['branch']} {r['nrr']} b{r['batch']} {r['sampling']} {r['precision']}: "
                   f"{profile_line(r['profile'])}")
     print("GFLOP/s: convolution + matrix-product FLOPs per image (torch.utils.flop_counter) / ms per image; "
+          "floor ms: those FLOPs at the measured peak of the row's precision (no faster schedule exists on this machine); "
           "PSNR vs fp32: the worst image of the batch against the fp32 render of the same case, unclamped (values outside [-1, 1] count)")
     if load_before is not None:
         print(f"load average (1/5/15 min): before {load_before}, after {load_after}")

@@ -21,12 +21,11 @@ from ..conventions import DEFAULT_FOV_DEG
 from ..defaults import DETERMINISTIC
 from ..files.image_io import to_uint8
 from ..model import BRANCHES, BranchError, load_model
-from ..precision import PRECISIONS
-from ..precision import resolve as resolve_precision
 from ..triplane import RenderOptions
 from .angle_args import add_angle_args, angles_from_args
 from .common import MAX_DEPTH_SAMPLES, MAX_NRR, UsageError, bounded_int, finite_float, resolve_device
 from .latent_args import add_latent_args, camera_from_args, latents_from_args
+from .precision_args import add_precision_arg, apply_precision
 from .session_render import render_session
 
 
@@ -48,10 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="depth samples per ray (default: the model's)")
     p.add_argument("--save-npz", action="store_true", help="also write seedNNNN.npz with float32 arrays")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="fp32 (default: EG3D's outputs to 1e-5); bf16: every convolution stack and the decoder MLP "
-                        "in bfloat16 (about 2x faster on a CPU with AVX512-BF16 or AMX); fp16: EG3D's half-precision "
-                        "blocks (CUDA); auto: bf16 where the device computes it fast, else fp32 (printed)")
+    add_precision_arg(p)
     p.add_argument("--outdir", required=True, type=Path)
     return p
 
@@ -64,15 +60,7 @@ def run(args: argparse.Namespace) -> int:
         model.check_branch(args.branch)
     except BranchError as e:
         raise UsageError(str(e)) from None
-    if args.precision == "fp16" and device.type != "cuda":
-        raise UsageError("--precision fp16 needs a CUDA device (use bf16 on CPU)")
-    try:
-        choice = resolve_precision(args.precision, device)
-    except ValueError as e:
-        raise UsageError(f"--{e}") from None
-    if args.precision == "auto":
-        print(f"precision: {choice.reason}")
-    model.set_precision(choice.precision)
+    apply_precision(model, args.precision, device)
     if args.samples and (args.samples[0] < 2 or args.samples[1] < 0 or (args.samples[1] > 0 and args.samples[0] < 4)):
         raise UsageError("--samples needs COARSE >= 2 (>= 4 when IMPORTANCE > 0) and IMPORTANCE >= 0")
     opts = RenderOptions(resolution=args.nrr, deterministic=args.deterministic, noise_mode=args.noise_mode,

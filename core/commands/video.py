@@ -29,6 +29,7 @@ from ..tools.video import FORMATS, MODES, OUTPUTS, VideoError, VideoSpec, render
 from .common import MAX_DEPTH_SAMPLES, MAX_NRR, UsageError, bounded_int, finite_float, resolve_device
 from .edit_args import direction_for, session_for
 from .latent_args import add_latent_args, camera_from_args, latents_from_args
+from .precision_args import add_precision_arg, apply_precision
 
 
 def _grid(text: str) -> tuple[int, int]:
@@ -77,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--stochastic", action="store_true", help="EG3D's jittered depth samples (default: linspace)")
     p.add_argument("--quality", type=bounded_int("--quality", 0, 10), default=8, help="MP4 quality 0..10 (default 8)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
+    add_precision_arg(p)
     p.add_argument("--out", required=True, type=Path, help="FILE.mp4 or FILE.gif")
     return p
 
@@ -91,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--strength must be positive for a sweep")
     device = resolve_device(args.device)
     model = load_model(args.network, device)
+    apply_precision(model, args.precision, device)
     latents = tuple(latents_from_args(args, model)) if args.latent else None
     center_yaw, center_pitch, fov = 0.0, -0.05, DEFAULT_FOV_DEG
     camera = camera_from_args(args, model)

@@ -270,6 +270,16 @@ def machine_peak(device: torch.device) -> dict[str, dict[str, float]]:
     return out
 
 
+def floor_ms(flop: float, peak: dict[str, dict[str, float]], precision: str) -> float | None:
+    """The arithmetic floor of a pass: its convolution + matrix-product FLOPs at the best rate the peak probe measured
+    for ``precision`` (None when the probe did not measure that number type). No schedule of the same operations
+    runs faster on this machine; element-wise work, sampling and memory traffic only add to it."""
+    rates = peak.get(precision)
+    if not rates:
+        return None
+    return flop / (max(rates.values()) * 1e9) * 1000.0
+
+
 def count_flops(fn: Callable[[], torch.Tensor]) -> float:
     """Floating-point operations of one call of ``fn`` (convolutions and matrix products, counted by
     ``torch.utils.flop_counter``; element-wise work is not counted)."""

@@ -39,6 +39,7 @@ class FakeBackend:
         self.info = ModelInfo(name="fake-model", branches=tuple(branches), num_ws=num_ws, img_resolution=SIZE,
                               neural_resolution=SIZE // 4, depth_samples=12, importance_samples=12, radius=2.7,
                               pivot=(0.0, 0.0, 0.2), device="cpu")
+        self.precision = "fp32"
         self.delay_s = delay_s
         self.fail = set(fail)
         self.calls: list[tuple[RenderRequest, str]] = []

@@ -69,6 +69,7 @@ def test_quick_run_prints_table(quick):
     assert "measured peak (fp32): conv 3x3" in proc.stdout
 
 
+@pytest.mark.slow  # > 10 s on the 2-core machine under load; runs in the full suite
 def test_no_reference_in_process(tmp_path, capsys):
     require(EG3D_FIXTURE / "network.pkl")
     from core.__main__ import main
@@ -99,6 +100,9 @@ def test_precision_rows_on_the_device(tmp_path, device):
     assert all(r["gflop_per_image"] > 0 and r["gflop_per_s"] > 0 for r in data["rows"])
     peak = data["machine_peak_gflop_per_s"]
     assert peak["fp32"]["conv3x3"] > 0 and peak["bf16"]["matmul"] > 0
+    for r in data["rows"]:  # the floor: the row's FLOPs at its precision's best probed rate
+        best = max(peak[r["precision"]].values())
+        assert r["floor_ms_per_image"] == pytest.approx(r["gflop_per_image"] / best * 1000, rel=1e-9)
     assert data["settings"]["precision"] == ["fp32", half] and data["environment"]["device"] == str(device)
 
 
@@ -134,6 +138,7 @@ def test_missing_network_is_a_usage_error(tmp_path, capsys):
     assert err.startswith("error: ") and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow  # > 10 s on the 2-core machine under load; runs in the full suite
 def test_direct3d_rows(tmp_path, capsys, monkeypatch):
     """direct3d rows at two output resolutions; the architecture is swapped for a tiny Mimic3D one (same code path,
     the 512 model's backbone alone takes tens of seconds on a CPU)."""
@@ -159,6 +164,7 @@ def test_direct3d_rows(tmp_path, capsys, monkeypatch):
     assert "direct3d" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # > 10 s on the 2-core machine under load; runs in the full suite
 def test_fixture_rows_include_direct3d_of_a_mimic3d_model(tmp_path):
     """A Mimic3D --network gets its own direct3d row (at its output resolution) next to its sr2d row."""
     require(MIMIC3D_FIXTURE / "network.pkl")
@@ -175,3 +181,11 @@ def test_fixture_rows_include_direct3d_of_a_mimic3d_model(tmp_path):
     sr2d, direct3d = rows
     assert direct3d["nrr"] == direct3d["image_resolution"] == sr2d["image_resolution"] == 128
     assert direct3d["ms_per_image"] > 0 and direct3d["peak_mb"] >= 0
+
+
+def test_floor_is_flops_at_the_best_probed_rate():
+    from core.tools.bench import floor_ms
+    peak = {"fp32": {"conv3x3": 200.0, "matmul": 250.0}, "bf16": {"conv3x3": 460.0, "matmul": 430.0}}
+    assert floor_ms(295e9, peak, "bf16") == pytest.approx(295 / 460 * 1000)
+    assert floor_ms(1e9, peak, "fp32") == pytest.approx(4.0)
+    assert floor_ms(1e9, peak, "fp16") is None  # not probed (fp16 is CUDA-only)

@@ -23,6 +23,7 @@ def _render(G, seed=0):
         return G.synthesis(ws, c, RenderOptions(deterministic=True))
 
 
+@pytest.mark.slow  # > 10 s on the 2-core machine under load; runs in the full suite
 def test_roundtrip_eg3d_fixture_is_bit_identical(eg3d_snapshot, eg3d_G, tmp_path):
     path = tmp_path / "model.pkl"
     save_snapshot(path, Snapshot(generator=eg3d_snapshot.generator, G_ema=eg3d_snapshot.G_ema, G=eg3d_snapshot.G,

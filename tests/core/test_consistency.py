@@ -111,6 +111,7 @@ def test_masked_psnr_and_helpers():
     assert summarize([float("nan"), 20.0], [0.1, 0.3]).psnr == pytest.approx(20.0)
 
 
+@pytest.mark.slow  # > 10 s on the 2-core machine under load; runs in the full suite
 def test_metrics_cli_per_branch(mimic3d_fixture_dir, eg3d_fixture_dir, tmp_path, capsys):
     import json
 

@@ -43,6 +43,7 @@ def test_cli_and_app_share_the_defaults():
     assert s.trunc == v.trunc == mesh.trunc == app.latent.psi == D.TRUNCATION_PSI
     assert s.trunc_cutoff == app.latent.cutoff == D.TRUNCATION_CUTOFF
     assert s.deterministic is app.render.deterministic is (not v.stochastic) is D.DETERMINISTIC
+    assert s.precision == v.precision == app.render.precision == build_parser().parse_args([]).precision == D.PRECISION
     w = InversionWidget(None)
     assert inv.steps == w.steps == InversionJob().steps == D.INVERT_STEPS
     assert inv.loss == ("lpips" if w.lpips else "mse") == InversionJob().loss == D.INVERT_LOSS == "mse"
@@ -63,6 +64,7 @@ def test_defaults_table_in_the_docs_matches():
     assert rows["truncation psi"] == f"{D.TRUNCATION_PSI:g}"
     assert rows["truncation cutoff"] == str(D.TRUNCATION_CUTOFF)
     assert rows["deterministic depth sampling"] == ("on" if D.DETERMINISTIC else "off")
+    assert rows["precision"] == D.PRECISION
     assert rows["inversion steps"] == str(D.INVERT_STEPS) and rows["inversion loss"] == D.INVERT_LOSS
     assert rows["PTI steps"] == str(D.PTI_STEPS) and rows["mesh grid"] == str(D.MESH_GRID)
     assert rows["mesh iso level"] == f"{D.MESH_LEVEL:g}"

@@ -84,6 +84,21 @@ def test_sample_triplane_first_coordinate_indexes_width():
     assert float(got[1, 0]) == pytest.approx(5.0)
 
 
+@pytest.mark.parametrize("n_planes", [1, 2, 3])
+def test_mean_over_planes_equals_mean_forward_and_gradient(n_planes):
+    # the layout sample_triplane returns: a transposed view of grid_sample's channel-major output
+    g = torch.Generator().manual_seed(5)
+    raw = torch.randn(2, n_planes, 6, 40, generator=g, dtype=torch.float64)  # [B, P, C, M]
+    feats = raw.transpose(2, 3).requires_grad_(True)                             # [B, P, M, C], strided
+    got, want = rendering.mean_over_planes(feats), feats.mean(1)
+    torch.testing.assert_close(got, want, atol=1e-15, rtol=0)
+    w = torch.randn(want.shape, generator=g, dtype=torch.float64)
+    g_got, = torch.autograd.grad((got * w).sum(), feats)
+    g_want, = torch.autograd.grad((want * w).sum(), feats)
+    torch.testing.assert_close(g_got, g_want, atol=1e-15, rtol=0)
+    assert feats.grad is None and bool(torch.equal(feats, raw.transpose(2, 3)))  # the input is not modified
+
+
 # ----------------------------------------------------------------------------------------------------------
 # ray marcher (NVlabs/eg3d: eg3d/training/volumetric_rendering/ray_marcher.py)
 
