@@ -38,10 +38,10 @@ from core.triplane import RenderOptions, TriPlaneGenerator
 
 from . import losses, mimic3d, schedules
 from .augment import AugmentPipe
-from .precision import full_precision, set_training_precision
 from .config import TrainConfig, discriminator_config, generator_config
-from .plumbing import (Progress, all_reduce_grads, check_replicas, rng_state, run_ticks, sanitize_grads, set_rng_state,
-                       update_ema)
+from .plumbing import (Progress, adam, all_reduce_grads, check_replicas, rng_state, run_ticks, sanitize_grads,
+                       set_rng_state, update_ema)
+from .precision import full_precision, set_training_precision
 from .runs import snapshot_name, snapshot_tag
 
 
@@ -95,8 +95,8 @@ def build_trainer(cfg: TrainConfig, resolution: int, device: torch.device, label
     g_lr, g_betas = schedules.lazy_regularization(o.glr, o.betas, cfg.loss.density_reg_every
                                                   if cfg.loss.density_reg > 0 else 0)
     d_lr, d_betas = schedules.lazy_regularization(o.dlr, o.betas, cfg.loss.r1_interval if cfg.loss.r1_gamma > 0 else 0)
-    G_opt = torch.optim.Adam(G.parameters(), lr=g_lr, betas=g_betas, eps=o.eps)
-    D_opt = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas, eps=o.eps)
+    G_opt = adam(G.parameters(), g_lr, g_betas, o.eps)
+    D_opt = adam(D.parameters(), d_lr, d_betas, o.eps)
     gen = torch.Generator().manual_seed(seed)
     t = Trainer(cfg=cfg, G=G, G_ema=G_ema, D=D, G_opt=G_opt, D_opt=D_opt, gen=gen, device=device)
     for m in (t.G, t.D):  # G_ema renders the grids and is saved: it stays fp32 (``training.precision``)

@@ -33,6 +33,7 @@ from core.triplane import RenderOptions, TriPlaneGenerator
 from . import losses, schedules
 from .config import TrainConfig
 from .imitation import make_imitation_loss
+from .plumbing import adam
 from .precision import set_training_precision
 from .patch_gan import patch_discriminator_config, patch_r1, real_patches, run_patch_D
 
@@ -115,7 +116,7 @@ def build_patch_gan(cfg: TrainConfig, G: TriPlaneGenerator, resolution: int, dev
     set_training_precision(D, cfg.optim.precision)
     o = cfg.optim
     lr, betas = schedules.lazy_regularization(o.dlr, o.betas, L.r1_interval if L.gamma_patch > 0 else 0)
-    opt = torch.optim.Adam(D.parameters(), lr=lr, betas=betas, eps=o.eps)
+    opt = adam(D.parameters(), lr, betas, o.eps)
     imitation = make_imitation_loss(L.imitation, D, L.lpips_trunk, device)
     return PatchGAN(D=D, opt=opt, imitation=imitation, size=size)
 
