@@ -10,10 +10,12 @@
             the activations' type in ``forward``, so their gradients arrive in float32 through the cast;
           * the mapping networks, the modulation styles and demodulation coefficients, the skip images the tRGB
             layers accumulate, the discriminator epilogue (minibatch std, last conv, FC layers, logits);
-          * the loss terms, the R1 penalty (gradients w.r.t. float32 inputs, squared and summed in float32),
-            the density regulariser (its decoder runs in float32, see :func:`full_precision`: bfloat16's 8-bit
-            mantissa would round the tiny density differences it measures), the volume-rendering weights and the
-            compositing (the decoder returns float32);
+          * the loss terms; the R1 phase, whose discriminator runs in float32 (:func:`full_precision`): through
+            a bfloat16 D the penalty measured up to 9% off (its weight gradients still pointed the same way,
+            cosine 0.9994), and the phase runs once every ``r1_interval`` steps, so float32 there costs little;
+            the density regulariser, whose decoder runs in float32 (bfloat16's 8-bit mantissa would round the
+            tiny density differences it measures); the volume-rendering weights and the compositing (the
+            decoder returns float32);
           * the antialiased resizes (``upsample_bilinear2d_aa``, no bfloat16 CPU kernel) and the augmentation: they
             act on the float32 images before a discriminator block casts them.
 
