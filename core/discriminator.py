@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import DiscriminatorConfig
-from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, block_channels
+from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, block_channels, block_dtype
 
 
 class DiscriminatorBlock(nn.Module):
@@ -25,6 +25,7 @@ class DiscriminatorBlock(nn.Module):
         super().__init__()
         self.in_channels, self.use_fp16 = in_channels, use_fp16
         self.half_dtype: torch.dtype | None = None
+        self.compute_dtype: torch.dtype | None = None  # bf16 training (core.layers.set_compute_dtype)
         if in_channels == 0:
             self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
@@ -32,7 +33,7 @@ class DiscriminatorBlock(nn.Module):
         self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
 
     def forward(self, x: Tensor | None, img: Tensor, plain: bool = False) -> Tensor:
-        dtype = self.half_dtype if (self.use_fp16 and self.half_dtype is not None) else torch.float32
+        dtype = block_dtype(self)
         if self.in_channels == 0:
             x = self.fromrgb(img.to(dtype), plain=plain)
         else:

@@ -57,7 +57,7 @@ class Mimic3DGenerator(TriPlaneGenerator):
         """ws -> [coarse [B, 3, C, R, R], detail [B, 3, C, 2R, 2R]] (only [coarse] without detail blocks)."""
         if not self.has_direct3d:
             return [self.planes(ws, noise_mode=noise_mode, plain=plain)]
-        if _per_sample(ws):
+        if _per_sample(ws, self.img_resolution):
             parts = [self.triplanes(ws[i:i + 1], noise_mode, plain) for i in range(ws.shape[0])]
             return [torch.cat([p[k] for p in parts]) for k in range(2)]
         return self.backbone.synthesis(ws, noise_mode=noise_mode, fused=plain, plain=plain, detail=True)

@@ -156,7 +156,7 @@ class OptimConfig:
     eps: float = 1e-8
     ema_kimg: float | None = None               # None: 10 * batch / 32 (EG3D)
     ema_rampup: float | None = 0.05
-    precision: str = "fp32"                     # fp32 | fp16 | bf16 (half precision only where EG3D uses fp16)
+    precision: str = "fp32"                     # fp32 | bf16 (mixed: every conv stack) | fp16 (EG3D's fp16 blocks)
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.batch_gpu < 1:
@@ -168,8 +168,8 @@ class OptimConfig:
         require(self.ema_kimg is None or self.ema_kimg >= 0, "optim.ema_kimg", "null or at least 0", self.ema_kimg)
         require(self.ema_rampup is None or self.ema_rampup >= 0, "optim.ema_rampup", "null or at least 0",
                 self.ema_rampup)
-        if self.precision not in ("fp32", "fp16", "bf16"):
-            raise ConfigError(f"optim.precision: {self.precision!r} (fp32, fp16 or bf16)")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"optim.precision: {self.precision!r} (fp32, bf16 or fp16; see training.precision)")
 
 
 @dataclass

@@ -33,15 +33,15 @@ from core.files.checkpoint import load_snapshot, save_snapshot
 from core.files.image_io import save_png, to_uint8
 from core.config import ConfigError, to_dict
 from core.errors import CheckpointError
-from core.layers import set_half_dtype
 from core.model import VOLUME_BRANCHES, Model
 from core.triplane import RenderOptions, TriPlaneGenerator
 
 from . import losses, mimic3d, schedules
 from .augment import AugmentPipe
 from .config import TrainConfig, discriminator_config, generator_config
-from .plumbing import (Progress, all_reduce_grads, check_replicas, rng_state, run_ticks, sanitize_grads, set_rng_state,
-                       update_ema)
+from .plumbing import (Progress, adam, all_reduce_grads, check_replicas, rng_state, run_ticks, sanitize_grads,
+                       set_rng_state, update_ema)
+from .precision import full_precision, set_training_precision
 from .runs import snapshot_name, snapshot_tag
 
 
@@ -95,14 +95,12 @@ def build_trainer(cfg: TrainConfig, resolution: int, device: torch.device, label
     g_lr, g_betas = schedules.lazy_regularization(o.glr, o.betas, cfg.loss.density_reg_every
                                                   if cfg.loss.density_reg > 0 else 0)
     d_lr, d_betas = schedules.lazy_regularization(o.dlr, o.betas, cfg.loss.r1_interval if cfg.loss.r1_gamma > 0 else 0)
-    G_opt = torch.optim.Adam(G.parameters(), lr=g_lr, betas=g_betas, eps=o.eps)
-    D_opt = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas, eps=o.eps)
+    G_opt = adam(G.parameters(), g_lr, g_betas, o.eps)
+    D_opt = adam(D.parameters(), d_lr, d_betas, o.eps)
     gen = torch.Generator().manual_seed(seed)
     t = Trainer(cfg=cfg, G=G, G_ema=G_ema, D=D, G_opt=G_opt, D_opt=D_opt, gen=gen, device=device)
-    if cfg.optim.precision != "fp32":  # half precision in the blocks EG3D runs in fp16 (num_fp16_res etc.)
-        half = {"fp16": torch.float16, "bf16": torch.bfloat16}[cfg.optim.precision]
-        for m in (t.G, t.G_ema, t.D):
-            set_half_dtype(m, half)
+    for m in (t.G, t.D):  # G_ema renders the grids and is saved: it stays fp32 (``training.precision``)
+        set_training_precision(m, cfg.optim.precision)
     if cfg.augment.mode != "noaug":
         t.augment = AugmentPipe(cfg.augment.groups, p=cfg.augment.p if cfg.augment.mode == "fixed" else 0.0).to(device)
     if cfg.loss.mimic3d_stage2:
@@ -204,8 +202,13 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
     gen_z = torch.randn(batch, cfg.generator.z_dim, generator=t.gen).to(dev).split(micro)
     gen_c = _random_labels(all_labels, batch, t.gen, dev).split(micro)
 
-    def phase(module: torch.nn.Module, opt: torch.optim.Optimizer, body: Callable[[int], Tensor]) -> None:
-        """zero grads, accumulate body(round) / rounds over the micro-batches, sanitize, step."""
+    def phase(name: str, module: torch.nn.Module, opt: torch.optim.Optimizer, body: Callable[[int], Tensor]) -> None:
+        """zero grads, accumulate body(round) / rounds over the micro-batches, sanitize, step (``name``: the
+        phase's label in a torch.profiler trace, see tools/train_precision_ab.py)."""
+        with torch.profiler.record_function(f"phase {name}"):
+            _phase(module, opt, body)
+
+    def _phase(module: torch.nn.Module, opt: torch.optim.Optimizer, body: Callable[[int], Tensor]) -> None:
         t.G.requires_grad_(module is t.G)
         t.D.requires_grad_(module is t.D)
         if t.patch is not None:
@@ -231,8 +234,9 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
         z, c = gen_z[i], gen_c[i]
         c_cond = torch.roll(c, 1, 0) if float(torch.rand([], generator=t.gen)) < swap else c
         planes = mimic3d.density_planes(t.G, t.G.mapping(z, c_cond))
-        reg = losses.density_smoothness(lambda x: t.G.sample_planes(planes, x)["sigma"], z.shape[0],
-                                        L.density_reg_p_dist, generator=t.gen, device=dev)
+        with full_precision(t.G.decoder):  # the density differences it measures are below bfloat16's resolution
+            reg = losses.density_smoothness(lambda x: t.G.sample_planes(planes, x)["sigma"], z.shape[0],
+                                            L.density_reg_p_dist, generator=t.gen, device=dev)
         note("loss/G_density", reg)
         return reg * L.density_reg * L.density_reg_every
 
@@ -261,24 +265,27 @@ def train_step(t: Trainer, reals: Tensor, real_c: Tensor, all_labels: np.ndarray
         note("loss/D_r1", r1)
         return (r1 * (L.r1_gamma / 2)).mean() * L.r1_interval
 
-    phase(t.G, t.G_opt, g_main)
+    phase("Gmain", t.G, t.G_opt, g_main)
     if L.density_reg > 0 and L.density_reg_every > 0 and p.batch_idx % L.density_reg_every == 0:
-        phase(t.G, t.G_opt, g_reg)
-    phase(t.D, t.D_opt, d_main)
+        phase("Greg", t.G, t.G_opt, g_reg)
+    phase("Dmain", t.D, t.D_opt, d_main)
     if L.r1_gamma > 0 and L.r1_interval > 0 and p.batch_idx % L.r1_interval == 0:
-        phase(t.D, t.D_opt, d_reg)
+        with full_precision(t.D):  # R1 in fp32 (training.precision): lazy, so 1 step in r1_interval pays for it
+            phase("Dreg", t.D, t.D_opt, d_reg)
     if t.patch is not None:  # Mimic3D D_patchmain / D_patchreg
         def d_patch_main(i: int) -> Tensor:
             with torch.no_grad():
                 ws = run_mapping(t, gen_z[i], gen_c[i], swap)
             return mimic3d.d_patch_main(t, ws, gen_c[i], real_chunks[i][0], sigma, note)
 
-        phase(t.patch.D, t.patch.opt, d_patch_main)
+        phase("D_patchmain", t.patch.D, t.patch.opt, d_patch_main)
         if L.gamma_patch > 0 and L.r1_interval > 0 and p.batch_idx % L.r1_interval == 0:
-            phase(t.patch.D, t.patch.opt, lambda i: mimic3d.d_patch_reg(t, real_chunks[i][0], sigma, note))
+            with full_precision(t.patch.D):
+                phase("D_patchreg", t.patch.D, t.patch.opt, lambda i: mimic3d.d_patch_reg(t, real_chunks[i][0], sigma, note))
 
     beta = schedules.ema_beta(batch, nimg, cfg.ema_kimg, t.ema_rampup)
-    update_ema(t.G_ema, t.G, beta)
+    with torch.profiler.record_function("phase EMA"):
+        update_ema(t.G_ema, t.G, beta)
     p.cur_nimg += batch * t.world_size
     p.batch_idx += 1
     update_augment(t)

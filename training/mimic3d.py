@@ -28,12 +28,13 @@ from core import rendering
 from core.build import build_discriminator, build_generator, load_state_strict
 from core.config import ConfigError, GeneratorConfig
 from core.files.snapshot import Snapshot
-from core.layers import set_half_dtype
 from core.triplane import RenderOptions, TriPlaneGenerator
 
 from . import losses, schedules
 from .config import TrainConfig
 from .imitation import make_imitation_loss
+from .plumbing import adam
+from .precision import set_training_precision
 from .patch_gan import patch_discriminator_config, patch_r1, real_patches, run_patch_D
 
 
@@ -112,11 +113,10 @@ def build_patch_gan(cfg: TrainConfig, G: TriPlaneGenerator, resolution: int, dev
     if dcfg.img_resolution != size:
         raise ConfigError(f"the model file's D_patch sees {dcfg.img_resolution} px patches, the config {size} px")
     D = build_discriminator(dcfg, init.D_patch if have else None, device=device).train().requires_grad_(False)
-    if cfg.optim.precision != "fp32":
-        set_half_dtype(D, {"fp16": torch.float16, "bf16": torch.bfloat16}[cfg.optim.precision])
+    set_training_precision(D, cfg.optim.precision)
     o = cfg.optim
     lr, betas = schedules.lazy_regularization(o.dlr, o.betas, L.r1_interval if L.gamma_patch > 0 else 0)
-    opt = torch.optim.Adam(D.parameters(), lr=lr, betas=betas, eps=o.eps)
+    opt = adam(D.parameters(), lr, betas, o.eps)
     imitation = make_imitation_loss(L.imitation, D, L.lpips_trunk, device)
     return PatchGAN(D=D, opt=opt, imitation=imitation, size=size)
 

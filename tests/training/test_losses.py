@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -61,3 +62,23 @@ def test_swap_conditioning():
     mixed = L.swap_conditioning(c.repeat(200, 1), 0.5, generator=g)
     frac = float((mixed != c.repeat(200, 1)).any(dim=1).float().mean())
     assert 0.4 < frac < 0.6
+
+
+@pytest.mark.parametrize("size, sigma", [(64, 10.0), (32, 3.0), (64, 0.5), (16, 10.0), (40, 1.0)])
+def test_blur_band_matrix_equals_the_fir_filter(size, sigma):
+    """Long filters use band matrices (training.losses.blur_matrix); values and gradients equal the FIR's."""
+    from core import ops
+    from training.schedules import blur_kernel
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, size, size + 8, generator=g)
+    f = blur_kernel(sigma)
+    r = (f.numel() - 1) // 2
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ref = ops.upfirdn2d(xa, f / f.sum(), padding=(r, r, r, r))
+    out = L.blur(xb, sigma)
+    assert out.shape == x.shape and torch.allclose(out, ref, atol=1e-6)
+    w = torch.randn(ref.shape, generator=g)
+    (ref * w).sum().backward()
+    (out * w).sum().backward()
+    assert torch.allclose(xa.grad, xb.grad, atol=1e-6)

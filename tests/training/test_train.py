@@ -82,8 +82,9 @@ def test_train_errors(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_half_precision_training_step(tmp_path, device):
-    """The fp16-flagged blocks (here: 2 synthesis, all SR and 2 D blocks) train in half precision with finite
-    losses: fp16 with conv clamping on CUDA (EG3D's mode), bf16 on the CPU."""
+    """Half precision through the CLI with finite losses: on CUDA fp16 in the fp16-flagged blocks (here: 2
+    synthesis, all SR and 2 D blocks, with conv clamping: EG3D's mode); on the CPU bf16 mixed precision (every
+    block; tests/training/test_train_precision.py compares it with fp32)."""
     data = _dataset(tmp_path / "d.zip", n=8)
     out = tmp_path / "half"
     precision = "fp16" if device.type == "cuda" else "bf16"
