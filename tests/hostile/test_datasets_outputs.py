@@ -25,6 +25,8 @@ from PIL import Image
 
 from core.cameras import Camera
 
+from tests.training.datasets import random_dataset
+
 from .harness import REPO, assert_refused, changed_files, new_files, run_limited, tree_state
 
 LABEL = [float(v) for v in Camera.frontal_offset(0.0, 0.0).to_label()[0]]
@@ -330,13 +332,7 @@ TRAIN = ["--config", "synth-tiny", "--snap-kimg", "0.004", "--set", "run.tick_ki
 
 
 def dataset_zip(path: Path, side: int = 64, count: int = 8) -> Path:
-    from training.dataset_tool import Item, write_dataset
-
-    rng = np.random.RandomState(0)
-    items = [Item(label=Camera.frontal_offset(float(rng.uniform(-0.5, 0.5)), 0.0).to_label()[0].numpy(),
-                  image=rng.randint(0, 255, (side, side, 3), dtype=np.uint8)) for _ in range(count)]
-    write_dataset(path, items)
-    return path
+    return random_dataset(path, side, count)
 
 
 def train(tmp_path: Path, outdir: Path, *extra: str, kimg: float = 0.008, **kw):

@@ -8,20 +8,15 @@ import numpy as np
 import pytest
 
 from core.__main__ import main as core_main
-from core.cameras import Camera
 from training.__main__ import main
-from training.dataset_tool import Item, write_dataset
+from tests.training.datasets import random_dataset
 
 TINY = ["--set", "generator.rendering.depth_resolution=6", "--set", "generator.rendering.depth_resolution_importance=4",
         "--set", "run.grid=[2, 1]", "--set", "run.tick_kimg=0.008", "--set", "data.workers=0"]
 
 
 def _dataset(path: Path, res: int = 64, n: int = 12) -> Path:
-    rng = np.random.RandomState(0)
-    items = [Item(label=Camera.frontal_offset(float(rng.uniform(-0.5, 0.5)), 0.0).to_label()[0].numpy(),
-                  image=rng.randint(0, 255, (res, res, 3), dtype=np.uint8)) for _ in range(n)]
-    write_dataset(path, items)
-    return path
+    return random_dataset(path, res, n)
 
 
 def _stats(run: Path) -> list[dict]:
