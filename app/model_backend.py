@@ -26,6 +26,7 @@ from core.tools.edit.session import branch_resolution, mixed_seed_ws
 from core.triplane import RenderOptions
 
 from .requests import BranchResult, LatentBank, LatentSpec, ModelInfo, RenderRequest, depth_range
+from .state import VIEWER_PRECISIONS
 
 
 class LRU(OrderedDict):
@@ -117,11 +118,9 @@ class ModelBackend:
     def resolved_precision(self, requested: str) -> str:
         """``auto`` -> this device's choice (:attr:`ModelInfo.auto_precision`); fp32 / bf16 as they are. fp16 is not
         offered by the viewer (EG3D's half blocks only, CUDA only; ``core samples --precision fp16`` has it)."""
-        if requested == "auto":
-            return self.info.auto_precision
-        if requested not in ("fp32", "bf16"):
+        if requested not in VIEWER_PRECISIONS:
             raise ValueError(f"precision must be auto, fp32 or bf16, got {requested!r}")
-        return requested
+        return self.info.auto_precision if requested == "auto" else requested
 
     def set_precision(self, requested: str) -> str:
         """Compute in ``requested`` from now on, for renders and for the jobs that use this model (video, mesh,
